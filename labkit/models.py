@@ -261,9 +261,9 @@ def _entry(name: str) -> _Entry:
     return _REGISTRY[_canonical(name)]
 
 
-def default_model_name() -> str:
-    """The course default: ``$LABKIT_MODEL`` if set, else ``vgg16``."""
-    return _canonical(os.environ.get("LABKIT_MODEL") or DEFAULT_MODEL)
+def default_model_name(default: str = DEFAULT_MODEL) -> str:
+    """The course default: ``$LABKIT_MODEL`` if set, else ``default`` (``vgg16``)."""
+    return _canonical(os.environ.get("LABKIT_MODEL") or default)
 
 
 def resolve_device(device=None) -> torch.device:
@@ -291,7 +291,8 @@ def weights_available(name: str) -> bool:
     return path is not None and path.exists()
 
 
-def load_model(name: Optional[str] = None, *, pretrained: bool = True, device=None, verbose: bool = True) -> nn.Module:
+def load_model(name: Optional[str] = None, *, pretrained: bool = True, device=None, default: str = DEFAULT_MODEL,
+               verbose: bool = True) -> nn.Module:
     """Load a registry model in eval mode with frozen parameters.
 
     Args:
@@ -300,6 +301,8 @@ def load_model(name: Optional[str] = None, *, pretrained: bool = True, device=No
             when its weights cannot be had. A model named explicitly never falls back.
         pretrained: ImageNet weights (True) or random initialisation (False, never downloads).
         device: "cpu", "cuda", a ``torch.device``, or None for the best available.
+        default: the course default used when ``name`` is None and ``$LABKIT_MODEL`` is unset
+            (the circuit lab passes ``"vgg19"``).
 
     Returns:
         ``nn.Module`` with ``model.labkit`` (:class:`ModelInfo`). Input: [N,3,224,224] preprocessed
@@ -310,7 +313,7 @@ def load_model(name: Optional[str] = None, *, pretrained: bool = True, device=No
         WeightsUnavailableError: a named model's weights are not cached and cannot be downloaded.
     """
     explicit = name is not None
-    key = _canonical(name) if explicit else default_model_name()
+    key = _canonical(name) if explicit else default_model_name(default)
     try:
         model, source = _REGISTRY[key].builder(pretrained)
     except WeightsUnavailableError as err:

@@ -1,0 +1,649 @@
+"""Photos in, model-ready tensors out, and back again.
+
+* :func:`sample_images` / :func:`duke_examples`: the photos shipped in ``data/images/``.
+* :func:`load_image`: any photo file (or sample name, PIL image, numpy array) -> 8-bit RGB PIL image,
+  whatever its mode (RGBA, L, P, 16-bit, CMYK), EXIF orientation and size.
+* :func:`preprocess`: images -> ``[N,3,H,W]`` float batch normalised with the model's own mean/std,
+  on the model's device. :func:`deprocess` goes back to ``[H,W,3]`` numpy in ``[0,1]`` for plotting.
+* :func:`to_tensor01`, :func:`normalize`, :func:`denormalize`: the same steps as plain tensor functions
+  (differentiable; feature visualisation optimises in ``[0,1]`` space and normalises on the fly).
+* :func:`imagenet_classes`, :func:`class_index`: the 1000 ImageNet class names, offline.
+
+Conventions: a "[0,1] image" is float RGB with 0 = black, 1 = white; a "preprocessed" batch is
+``(x01 - mean) / std`` per channel with the model's ``model.labkit.mean``/``std``.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, ImageOps
+
+__all__ = [
+    "SAMPLE_FILES",
+    "ImageLike",
+    "DukeExample",
+    "images_dir",
+    "sample_images",
+    "sample_names",
+    "duke_examples",
+    "load_image",
+    "to_tensor01",
+    "preprocess",
+    "deprocess",
+    "normalize",
+    "denormalize",
+    "imagenet_classes",
+    "class_index",
+]
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+#: short name -> file in the photo folder (sources and licences: data/images/ATTRIBUTION.md).
+SAMPLE_FILES: Dict[str, str] = {
+    "cat": "cat.jpg",  # Chelsea the tabby (scikit-image)
+    "coffee": "coffee.jpg",
+    "rocket": "rocket.jpg",
+    "grace_hopper": "grace_hopper.jpg",
+    "china": "china.jpg",
+    "flower": "flower.jpg",
+    "bee": "bee.jpg",
+    "chameleon": "chameleon.jpg",
+    "citrus": "citrus.jpg",
+    "bridge": "bridge.jpg",
+    "dog": "dog.jpg",  # German shepherd (GCompris)
+    "cat2": "cat2.jpg",  # kitten with a ball of wool (GCompris)
+    "dog_and_cat": "dog_and_cat.jpg",  # dog left, cat right
+}
+
+#: Pixel count up to which load_image decodes without PIL's decompression-bomb error (PIL's own
+#: default limit is ~89 Mpx with an error at twice that). Applied only inside load_image.
+LARGE_IMAGE_PIXELS = 20_000 * 20_000
+
+_PIL_GLOBALS_LOCK = threading.Lock()
+_ORIENTATION = 0x0112  # EXIF tag
+_RESIZE_FIRST_MODES = ("L", "LA", "RGB", "RGBA")  # PIL resizes these exactly (alpha premultiplied)
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+
+# --------------------------------------------------------------------------- shipped photos
+
+
+def images_dir() -> Path:
+    """The folder holding the shipped photos.
+
+    ``$LABKIT_DATA`` when set (either the photo folder itself or a folder with an ``images/``
+    subfolder), else ``<repository>/data/images`` next to the ``labkit`` package.
+
+    Raises:
+        FileNotFoundError: the folder is missing or lacks the photos (says where it looked).
+    """
+    env = os.environ.get("LABKIT_DATA")
+    if env:
+        base = Path(env).expanduser()
+        candidates = [base / "images", base]
+        origin = f"$LABKIT_DATA={env}"
+    else:
+        candidates = [Path(__file__).resolve().parent.parent / "data" / "images"]
+        origin = "the labkit repository"
+    probe = SAMPLE_FILES["cat"]
+    for folder in candidates:
+        if (folder / probe).is_file():
+            return folder
+    raise FileNotFoundError(
+        f"The labkit sample photos were not found in {' or '.join(str(c) for c in candidates)} (from {origin}). "
+        "Use a checkout of the labkit repository (the photos are in data/images/), or set LABKIT_DATA to a "
+        "folder holding them (rebuild them with `python data/make_images.py`)."
+    )
+
+
+def sample_names() -> List[str]:
+    """Short names accepted by :func:`load_image` and :func:`preprocess` for the shipped photos."""
+    return list(SAMPLE_FILES)
+
+
+def sample_images() -> Dict[str, Path]:
+    """Short name -> path of each shipped photo (RGB JPEG, at most 512 px on the long side).
+
+    Names: ``cat`` (Chelsea the tabby), ``coffee`` (espresso cup), ``rocket``, ``grace_hopper``,
+    ``china`` (a temple), ``flower``, ``bee``, ``chameleon`` (a garden lizard), ``citrus``,
+    ``bridge``, ``dog`` (German shepherd), ``cat2`` (kitten) and ``dog_and_cat`` (the two
+    side by side, dog left). Sources and licences: ``data/images/ATTRIBUTION.md``.
+
+    Raises:
+        FileNotFoundError: the photo folder or one of its files is missing.
+    """
+    folder = images_dir()
+    paths = {name: folder / fname for name, fname in SAMPLE_FILES.items()}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"Sample photos missing from {folder}: {', '.join(missing)}")
+    return paths
+
+
+class DukeExample(NamedTuple):
+    """One example image of the Duke saliency lab: ``(name, path, target)``, target an ImageNet index."""
+
+    name: str
+    path: Path
+    target: int
+
+
+def duke_examples() -> List[DukeExample]:
+    """The three examples of the Duke saliency lab, in the lab's order.
+
+    0. ``chameleon``, target "African chameleon" (47; the photo is a garden lizard, so "agama"
+       is the model's usual first guess and "African chameleon" its second);
+    1. ``dog_and_cat``, target "German shepherd" (235);
+    2. ``bee``, target "bee" (309).
+
+    Returns:
+        list of :class:`DukeExample` ``(name, path, target)`` tuples.
+    """
+    paths = sample_images()
+    wanted = [("chameleon", "African chameleon"), ("dog_and_cat", "German shepherd"), ("bee", "bee")]
+    return [DukeExample(name, paths[name], class_index(label)) for name, label in wanted]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _resolve_path(source: Union[str, os.PathLike]) -> Path:
+    path = Path(source).expanduser()
+    if not path.exists() and isinstance(source, str) and source in SAMPLE_FILES:
+        return sample_images()[source]
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No image file at {str(path)!r} (resolved: {path.resolve()}). Pass a path to an image file or "
+            f"one of the sample names: {', '.join(SAMPLE_FILES)}."
+        )
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a directory, not an image file.")
+    return path
+
+
+class _PilGuards:
+    """Locally (and thread-safely) raise PIL's decompression-bomb limit and forbid truncated loads."""
+
+    def __enter__(self):
+        _PIL_GLOBALS_LOCK.acquire()
+        self._max = Image.MAX_IMAGE_PIXELS
+        self._trunc = ImageFile.LOAD_TRUNCATED_IMAGES
+        if self._max is not None:
+            Image.MAX_IMAGE_PIXELS = max(self._max, LARGE_IMAGE_PIXELS)
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        self._warn = warnings.catch_warnings()
+        self._warn.__enter__()
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self._warn.__exit__(*exc)
+        finally:
+            Image.MAX_IMAGE_PIXELS = self._max
+            ImageFile.LOAD_TRUNCATED_IMAGES = self._trunc
+            _PIL_GLOBALS_LOCK.release()
+        return False
+
+
+def _sixteen_bit_to_8(arr: np.ndarray, full_scale: float) -> np.ndarray:
+    return np.clip(np.round(arr.astype(np.float64) * (255.0 / full_scale)), 0, 255).astype(np.uint8)
+
+
+def _to_rgb(im: Image.Image, fmt: Optional[str] = None) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB. Transparency is composited on white; 16-bit is rescaled, not clipped."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode.startswith("I;16"):
+        # 16-bit grey (I;16, I;16L, I;16B, I;16N): 0..65535 -> 0..255
+        arr = np.asarray(im)
+        return Image.fromarray(_sixteen_bit_to_8(arr, 65535.0), "L").convert("RGB")
+    if mode == "I":
+        # 32-bit int grey: 16-bit PNGs in older Pillows, int TIFFs. Values above 255 mean 16 bit;
+        # beyond 65535 the image is stretched by its own maximum.
+        arr = np.asarray(im)
+        top = float(arr.max()) if arr.size else 0.0
+        if fmt == "PNG" or 255 < top <= 65535:
+            full = 65535.0
+        elif top <= 255:
+            full = 255.0
+        else:
+            full = top
+        return Image.fromarray(_sixteen_bit_to_8(np.maximum(arr, 0), full), "L").convert("RGB")
+    if mode == "F":
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float64))
+        full = 1.0 if arr.size == 0 or arr.max() <= 1.0 else 255.0
+        return Image.fromarray(_sixteen_bit_to_8(arr, full), "L").convert("RGB")
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info) or (
+        mode in ("L", "RGB") and "transparency" in im.info
+    )
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode == "1":
+        return im.convert("L").convert("RGB")
+    return im.convert("RGB")  # L, P, CMYK, YCbCr, HSV, ...
+
+
+def _downscale(im: Image.Image, max_size: Optional[int]) -> Image.Image:
+    if max_size is None or max(im.size) <= max_size:
+        return im
+    scale = max_size / max(im.size)
+    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+def _fit_rgb(im: Image.Image, max_size: Optional[int], fmt: Optional[str] = None) -> Image.Image:
+    """Downscale (first, while the image is still small per pixel, for 8-bit modes) and convert to RGB."""
+    if im.mode in _RESIZE_FIRST_MODES and "transparency" not in im.info:
+        return _to_rgb(_downscale(im, max_size), fmt)
+    return _downscale(_to_rgb(im, fmt), max_size)
+
+
+def _array_to_pil(arr: np.ndarray) -> Image.Image:
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
+        raise ValueError(
+            f"A numpy image must be HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA), got shape {a.shape}. "
+            "For a CxHxW array use arr.transpose(1, 2, 0)."
+        )
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype == np.uint16:
+        a = _sixteen_bit_to_8(a, 65535.0)
+    elif np.issubdtype(a.dtype, np.floating):
+        a = np.nan_to_num(a.astype(np.float64))
+        a = np.clip(np.round(a * 255.0), 0, 255).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.integer):
+        if a.min() < 0 or a.max() > 255:
+            raise ValueError(f"An integer numpy image must hold values 0..255, got {a.min()}..{a.max()}.")
+        a = a.astype(np.uint8)
+    else:
+        raise ValueError(f"Unsupported numpy image dtype {a.dtype}.")
+    mode = "L" if a.ndim == 2 else ("RGB" if a.shape[-1] == 3 else "RGBA")
+    return Image.fromarray(np.ascontiguousarray(a), mode)
+
+
+def load_image(image: ImageLike, *, max_size: Optional[int] = 2048) -> Image.Image:
+    """Load a photo as an 8-bit RGB PIL image, whatever the file holds.
+
+    Args:
+        image: a path (str or ``os.PathLike``), a sample name from :func:`sample_images`
+            (``"cat"``, ``"dog"``, ...), a PIL image, or a numpy array ``HxW``/``HxWx3``/``HxWx4``
+            (uint8 0..255, uint16 0..65535, bool, or float 0..1).
+        max_size: longest side in pixels of the result; larger images are shrunk (LANCZOS, aspect
+            kept), never enlarged. ``None`` keeps the full size.
+
+    Returns:
+        A loaded ``PIL.Image.Image`` in mode ``"RGB"`` (file closed). EXIF orientation is applied,
+        transparency (RGBA, LA, palette or tRNS) is composited on white, 16-bit images are rescaled to
+        8 bit (not clipped), CMYK and other modes are converted. JPEGs larger than ``max_size`` are
+        decoded at reduced scale; images up to :data:`LARGE_IMAGE_PIXELS` pixels load without PIL's
+        decompression-bomb error (the limit is raised only while this function runs).
+
+    Raises:
+        FileNotFoundError: no file at the path (the message lists the sample names).
+        ValueError: the file is not a readable image (corrupt, truncated or unsupported format), or
+            ``image`` has an unsupported type/shape.
+    """
+    if max_size is not None and (not isinstance(max_size, (int, np.integer)) or max_size < 1):
+        raise ValueError(f"max_size must be a positive int or None, got {max_size!r}")
+    if isinstance(image, Image.Image):
+        im = ImageOps.exif_transpose(image) if image.getexif().get(_ORIENTATION, 1) != 1 else image
+        out = _fit_rgb(im, max_size, getattr(image, "format", None))
+        return out.copy() if out is image else out
+    if isinstance(image, np.ndarray):
+        return _fit_rgb(_array_to_pil(image), max_size)
+    if torch.is_tensor(image):
+        raise ValueError("load_image takes files, PIL images or numpy arrays; for a tensor use deprocess().")
+    if not isinstance(image, (str, os.PathLike)):
+        raise ValueError(
+            f"Cannot load an image from a {type(image).__name__}; pass a path, a sample name "
+            f"({', '.join(SAMPLE_FILES)}), a PIL image or a numpy array."
+        )
+    path = _resolve_path(image)
+    try:
+        with _PilGuards():
+            with Image.open(path) as im:
+                fmt = im.format
+                if max_size is not None and fmt == "JPEG" and max(im.size) > max_size:
+                    scale = max_size / max(im.size)
+                    # draft() decodes at 1/2, 1/4 or 1/8 scale but never below the requested size.
+                    im.draft(im.mode, (max(1, int(im.width * scale) + 1), max(1, int(im.height * scale) + 1)))
+                im.load()
+                if im.getexif().get(_ORIENTATION, 1) != 1:
+                    im = ImageOps.exif_transpose(im)
+                out = _fit_rgb(im, max_size, fmt)
+                out.load()
+    except Image.DecompressionBombError as exc:
+        raise ValueError(
+            f"{str(path)!r} is too large to load ({exc}); shrink it first (limit {LARGE_IMAGE_PIXELS} pixels)."
+        ) from exc
+    except (FileNotFoundError, PermissionError):
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, MemoryError) as exc:
+        # PIL raises all of these for corrupt or truncated data (UnidentifiedImageError is an OSError).
+        raise ValueError(
+            f"{str(path)!r} is not a readable image (corrupt or unsupported format): {type(exc).__name__}: {exc}"
+        ) from exc
+    return out if out.mode == "RGB" else out.convert("RGB")
+
+
+# --------------------------------------------------------------------------- model config
+
+
+def _config(model, size, mean, std, interpolation):
+    """Resolve (size, mean, std, interpolation) from keyword overrides, then ``model.labkit``."""
+    info = getattr(model, "labkit", None) if model is not None else None
+    if info is None and (mean is None or std is None):
+        what = "model=None" if model is None else f"{type(model).__name__} has no .labkit attribute"
+        raise ValueError(
+            f"Cannot tell how to normalise for this model ({what}). Load it with labkit.models.load_model(), "
+            "or pass mean=(r, g, b) and std=(r, g, b) (and size=, interpolation=) explicitly."
+        )
+    size = size if size is not None else getattr(info, "input_size", None)
+    mean = tuple(float(v) for v in (mean if mean is not None else info.mean))
+    std = tuple(float(v) for v in (std if std is not None else info.std))
+    interpolation = interpolation or getattr(info, "interpolation", None) or "bilinear"
+    if len(mean) != 3 or len(std) != 3:
+        raise ValueError(f"mean and std must have 3 values (R, G, B), got {mean} and {std}")
+    if any(s <= 0 for s in std):
+        raise ValueError(f"std must be positive, got {std}")
+    return size, mean, std, str(interpolation).lower()
+
+
+def _model_device_dtype(model) -> Tuple[torch.device, torch.dtype]:
+    if model is not None and hasattr(model, "parameters"):
+        for p in model.parameters():
+            return p.device, (p.dtype if p.dtype.is_floating_point else torch.float32)
+        for b in model.buffers():
+            return b.device, torch.float32
+    return torch.device("cpu"), torch.float32
+
+
+def _mean_std(x: torch.Tensor, model, mean, std) -> Tuple[torch.Tensor, torch.Tensor]:
+    _, mean, std, _ = _config(model, 0, mean, std, "bilinear")
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return m, s
+
+
+def normalize(x01: torch.Tensor, model=None, *, mean=None, std=None) -> torch.Tensor:
+    """``[0,1]`` images -> preprocessed model input: ``(x01 - mean) / std`` per channel.
+
+    Args:
+        x01: float tensor ``[N,3,H,W]`` or ``[3,H,W]``, RGB in ``[0,1]`` (not clipped).
+        model: a model carrying ``model.labkit`` (mean/std), or ``None`` with ``mean``/``std`` given.
+        mean, std: 3-tuples overriding the model's.
+
+    Returns:
+        Tensor of the same shape, device and dtype. Differentiable.
+    """
+    _check_chw(x01, "x01")
+    m, s = _mean_std(x01, model, mean, std)
+    return (x01 - m) / s
+
+
+def denormalize(x: torch.Tensor, model=None, *, mean=None, std=None) -> torch.Tensor:
+    """Preprocessed model input -> ``[0,1]`` images: ``x * std + mean`` (inverse of :func:`normalize`).
+
+    Args:
+        x: float tensor ``[N,3,H,W]`` or ``[3,H,W]``.
+        model, mean, std: as in :func:`normalize`.
+
+    Returns:
+        Tensor of the same shape, device and dtype, not clipped. Differentiable.
+    """
+    _check_chw(x, "x")
+    m, s = _mean_std(x, model, mean, std)
+    return x * s + m
+
+
+def _check_chw(x, name: str) -> None:
+    if not torch.is_tensor(x):
+        raise ValueError(f"{name} must be a torch tensor, got {type(x).__name__}")
+    if x.dim() not in (3, 4) or x.shape[-3] != 3:
+        raise ValueError(f"{name} must be [N,3,H,W] or [3,H,W], got shape {tuple(x.shape)}")
+
+
+# --------------------------------------------------------------------------- to tensors
+
+
+def _size_hw(size) -> Optional[Tuple[int, int]]:
+    if size is None:
+        return None
+    if isinstance(size, (int, np.integer)):
+        size = (int(size), int(size))
+    h, w = (int(v) for v in size)
+    if h < 1 or w < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    return h, w
+
+
+def _resample(interpolation: str):
+    try:
+        return _RESAMPLE[interpolation]
+    except KeyError:
+        raise ValueError(f"Unknown interpolation {interpolation!r}. Valid choices: {', '.join(_RESAMPLE)}.") from None
+
+
+def _resize_pil(im: Image.Image, hw: Optional[Tuple[int, int]], crop: bool, crop_pct: float,
+                interpolation: str) -> Image.Image:
+    if hw is None:
+        return im
+    h, w = hw
+    resample = _resample(interpolation)
+    if not crop:
+        return im.resize((w, h), resample)
+    # torchvision/timm eval transform: Resize(shorter side = size / crop_pct) + CenterCrop(size).
+    short = int(min(h, w) / crop_pct) if h == w else None
+    if short is not None:
+        if im.width <= im.height:
+            nw, nh = short, int(short * im.height / im.width)
+        else:
+            nh, nw = short, int(short * im.width / im.height)
+    else:  # rectangular target: scale so both sides cover the target / crop_pct
+        scale = max(h / im.height, w / im.width) / crop_pct
+        nw, nh = max(w, round(im.width * scale)), max(h, round(im.height * scale))
+    im = im.resize((nw, nh), resample)
+    top, left = int(round((nh - h) / 2.0)), int(round((nw - w) / 2.0))
+    return im.crop((left, top, left + w, top + h))
+
+
+def _is_batch(images) -> bool:
+    return isinstance(images, (list, tuple))
+
+
+def to_tensor01(
+    images: Union[ImageLike, Sequence[ImageLike], torch.Tensor],
+    size=None,
+    *,
+    crop: bool = False,
+    crop_pct: float = 0.875,
+    interpolation: str = "bilinear",
+) -> torch.Tensor:
+    """Images -> float tensor ``[N,3,H,W]`` on the CPU, RGB in ``[0,1]``.
+
+    Args:
+        images: one image (path, sample name, PIL image, numpy array) or a list of them; or a float
+            tensor ``[3,H,W]``/``[N,3,H,W]`` already in ``[0,1]`` (then only resized).
+        size: ``None`` (keep each image's size; a list must then be all one size), an int ``S``
+            (-> ``S x S``) or ``(H, W)`` in pixels.
+        crop: ``False``: squash the whole image to ``size`` (the photo stays entirely visible).
+            ``True``: resize the shorter side to ``size / crop_pct`` then take the centre ``size``.
+        crop_pct: fraction kept by the centre crop (0.875 = ImageNet's 224 out of 256).
+        interpolation: ``"bilinear"``, ``"bicubic"``, ``"lanczos"``, ``"nearest"``, ...
+
+    Returns:
+        ``torch.float32`` tensor ``[N,3,H,W]`` (N = 1 for a single image).
+    """
+    hw = _size_hw(size)
+    if not 0 < crop_pct <= 1:
+        raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct}")
+    if torch.is_tensor(images):
+        x = images.detach().to(torch.float32)
+        _check_chw(x, "images")
+        x = x.unsqueeze(0) if x.dim() == 3 else x
+        if hw is not None and tuple(x.shape[-2:]) != hw:
+            mode = interpolation if interpolation in ("bilinear", "bicubic", "nearest") else "bilinear"
+            if crop:
+                raise ValueError("crop=True is only supported for images, not tensors")
+            kwargs = {} if mode == "nearest" else {"align_corners": False, "antialias": True}
+            x = torch.nn.functional.interpolate(x, size=hw, mode=mode, **kwargs)
+        return x.cpu()
+    items = list(images) if _is_batch(images) else [images]
+    if not items:
+        raise ValueError("Got an empty list of images.")
+    arrays = []
+    for item in items:
+        im = _resize_pil(load_image(item, max_size=None if hw is None else max(2048, 2 * max(hw))),
+                         hw, crop, crop_pct, interpolation)
+        arrays.append(np.asarray(im, dtype=np.float32) / 255.0)
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(f"Images of different sizes {sorted(shapes)} cannot be batched; pass size=.")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def preprocess(
+    images: Union[ImageLike, Sequence[ImageLike], torch.Tensor],
+    model=None,
+    *,
+    size=None,
+    crop: bool = False,
+    mean=None,
+    std=None,
+    interpolation: Optional[str] = None,
+    device=None,
+) -> torch.Tensor:
+    """Images -> a model-ready batch ``[N,3,H,W]``, normalised with the model's own mean/std.
+
+    Args:
+        images: one image (path, sample name, PIL image, numpy array) or a list of them, or a float
+            tensor ``[3,H,W]``/``[N,3,H,W]`` in ``[0,1]``.
+        model: a model from ``labkit.models.load_model`` (its ``model.labkit`` gives ``input_size``,
+            ``mean``, ``std``, ``interpolation``); the batch goes to the device (and float dtype)
+            of its parameters.
+        size: output size in pixels, int or ``(H, W)``; default ``model.labkit.input_size``.
+        crop: ``False`` (default) squashes the whole image to ``size x size``, so the entire photo is
+            seen and saliency maps line up with it; ``True`` resizes the shorter side to
+            ``size / 0.875`` and centre-crops (the standard ImageNet evaluation transform).
+        mean, std, interpolation: override the model's values (needed when ``model`` has no
+            ``.labkit``); ``device`` overrides the model's device.
+
+    Returns:
+        Float tensor ``[N,3,H,W]`` (N = 1 for a single image): ``(rgb01 - mean) / std``.
+
+    Raises:
+        ValueError: no way to know mean/std, bad size/interpolation, or an unreadable image.
+        FileNotFoundError: a path does not exist.
+    """
+    size, mean, std, interpolation = _config(model, size, mean, std, interpolation)
+    if size is None:
+        raise ValueError("No size: the model's .labkit has no input_size; pass size=.")
+    dev, dtype = _model_device_dtype(model)
+    if device is not None:
+        dev = torch.device(device)
+    x01 = to_tensor01(images, size, crop=crop, interpolation=interpolation)
+    return normalize(x01, mean=mean, std=std).to(device=dev, dtype=dtype)
+
+
+def deprocess(x: torch.Tensor, model=None, *, mean=None, std=None) -> np.ndarray:
+    """Preprocessed tensor -> numpy RGB image(s) in ``[0,1]`` for plotting (the inverse of :func:`preprocess`).
+
+    Args:
+        x: ``[3,H,W]``, ``[1,3,H,W]`` or ``[N,3,H,W]`` normalised with the model's mean/std
+            (any device; gradients are detached).
+        model, mean, std: as in :func:`normalize`.
+
+    Returns:
+        ``float32`` array ``HxWx3`` (for ``[3,H,W]`` and ``[1,3,H,W]``) or ``NxHxWx3`` (N > 1),
+        clipped to ``[0,1]``.
+    """
+    _check_chw(x, "x")
+    x01 = denormalize(x.detach().to("cpu", torch.float32), model, mean=mean, std=std).clamp_(0.0, 1.0)
+    arr = x01.numpy()
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    return np.ascontiguousarray(np.moveaxis(arr, -3, -1))
+
+
+# --------------------------------------------------------------------------- class names
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_classes() -> Tuple[str, ...]:
+    from torchvision.models import VGG16_Weights
+
+    return tuple(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def imagenet_classes() -> List[str]:
+    """The 1000 ImageNet-1k class names in index order (offline, from torchvision's weight metadata)."""
+    return list(_imagenet_classes())
+
+
+def _key(name: str) -> str:
+    return " ".join(str(name).replace("_", " ").replace("-", " ").lower().split())
+
+
+def class_index(name_or_idx: Union[str, int], classes: Optional[Sequence[str]] = None) -> int:
+    """ImageNet class index of a name (case-insensitive; ``_``/``-`` count as spaces) or a checked index.
+
+    Args:
+        name_or_idx: an int in ``0..len(classes)-1``, a string of digits, or a class name such as
+            ``"German shepherd"``, ``"tabby"``, ``"espresso"``.
+        classes: the class list (default :func:`imagenet_classes`), e.g. ``model.labkit.classes``.
+
+    Raises:
+        ValueError: unknown name (the message lists close matches) or a name that several entries
+            of ``classes`` share (pass the index then).
+        IndexError: index out of range.
+    """
+    names = list(classes) if classes is not None else list(_imagenet_classes())
+    if isinstance(name_or_idx, bool):
+        raise ValueError(f"Expected a class name or index, got {name_or_idx!r}")
+    if torch.is_tensor(name_or_idx) and name_or_idx.numel() == 1:
+        name_or_idx = int(name_or_idx.item())
+    if isinstance(name_or_idx, str) and name_or_idx.strip().isdigit():
+        name_or_idx = int(name_or_idx.strip())
+    if isinstance(name_or_idx, (int, np.integer)):
+        idx = int(name_or_idx)
+        if not 0 <= idx < len(names):
+            raise IndexError(f"Class index {idx} is out of range: valid indices are 0..{len(names) - 1}.")
+        return idx
+    if not isinstance(name_or_idx, str):
+        raise ValueError(f"Expected a class name or index, got {type(name_or_idx).__name__}")
+    key = _key(name_or_idx)
+    hits = [i for i, n in enumerate(names) if _key(n) == key]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise ValueError(
+            f"{name_or_idx!r} names several classes: {', '.join(str(i) for i in hits)}; pass the index instead."
+        )
+    keys = {_key(n): n for n in names}
+    words = [k for k in keys if key and (f" {key} " in f" {k} ")]  # "cat" -> "tiger cat", "Egyptian cat"
+    close = words[:5] + [k for k in difflib.get_close_matches(key, list(keys), n=5, cutoff=0.6) if k not in words]
+    close = close[:5]
+    hint = f" Close matches: {', '.join(repr(keys[c]) for c in close)}." if close else ""
+    raise ValueError(f"Unknown class name {name_or_idx!r}.{hint} See labkit.images.imagenet_classes().")

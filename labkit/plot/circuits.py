@@ -1,0 +1,2 @@
+"""Figures for labkit.circuits."""
+__all__: list = []

@@ -1,0 +1,2 @@
+"""Figures for labkit.featurevis."""
+__all__: list = []

@@ -1,0 +1,2 @@
+"""Figures for labkit.quantize."""
+__all__: list = []

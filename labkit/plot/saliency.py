@@ -1,0 +1,2 @@
+"""Figures for labkit.saliency."""
+__all__: list = []

@@ -1,0 +1,38 @@
+"""The labkit command line: doctor, layers, weights."""
+import subprocess
+import sys
+from pathlib import Path
+
+from labkit.cli import main
+
+
+def test_doctor_reports_versions_device_cache_and_tools(capsys):
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("torch", "CUDA", "device", "weights cache", "efficientnet_lite0", "nbgrader", "jupyterlab"):
+        assert needle in out, needle
+
+
+def test_layers_vgg16_prints_handout_table(capsys):
+    assert main(["layers", "vgg16", "--conv-only"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith(("0 ", "10 ", "28 "))]
+    assert len(lines) == 3 and "features.10" in lines[1] and "256x56x56" in lines[1]
+
+
+def test_bad_input_is_one_clear_line_not_a_traceback(capsys):
+    assert main(["layers", "vgg17"]) == 2
+    err = capsys.readouterr().err
+    assert "Valid choices" in err and "Traceback" not in err
+
+
+def test_weights_fetch_fails_clearly_offline(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert main(["weights", "fetch", "efficientnet_lite0"]) == 0  # bundled: nothing to fetch
+    assert "nothing to fetch" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "labkit"
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("labkit ")
