@@ -25,7 +25,6 @@ import argparse
 import ast
 import glob
 import io
-import os
 import re
 import struct
 import subprocess

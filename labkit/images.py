@@ -67,7 +67,7 @@ SAMPLE_FILES: Dict[str, str] = {
 #: default limit is ~89 Mpx with an error at twice that). Applied only inside load_image.
 LARGE_IMAGE_PIXELS = 20_000 * 20_000
 
-_PIL_GLOBALS_LOCK = threading.Lock()
+_PIL_GLOBALS_LOCK = threading.RLock()
 _ORIENTATION = 0x0112  # EXIF tag
 _RESIZE_FIRST_MODES = ("L", "LA", "RGB", "RGBA")  # PIL resizes these exactly (alpha premultiplied)
 _RESAMPLE = {
@@ -146,8 +146,8 @@ class DukeExample(NamedTuple):
 def duke_examples() -> List[DukeExample]:
     """The three examples of the Duke saliency lab, in the lab's order.
 
-    0. ``chameleon``, target "African chameleon" (47; the photo is a garden lizard, so "agama"
-       is the model's usual first guess and "African chameleon" its second);
+    0. ``chameleon`` (the reptile, in place of the handout's king snake), target "agama" (42):
+       the photo shows an oriental garden lizard, which is an agamid;
     1. ``dog_and_cat``, target "German shepherd" (235);
     2. ``bee``, target "bee" (309).
 
@@ -155,7 +155,7 @@ def duke_examples() -> List[DukeExample]:
         list of :class:`DukeExample` ``(name, path, target)`` tuples.
     """
     paths = sample_images()
-    wanted = [("chameleon", "African chameleon"), ("dog_and_cat", "German shepherd"), ("bee", "bee")]
+    wanted = [("chameleon", "agama"), ("dog_and_cat", "German shepherd"), ("bee", "bee")]
     return [DukeExample(name, paths[name], class_index(label)) for name, label in wanted]
 
 
@@ -208,7 +208,7 @@ def _sixteen_bit_to_8(arr: np.ndarray, full_scale: float) -> np.ndarray:
 def _to_rgb(im: Image.Image, fmt: Optional[str] = None) -> Image.Image:
     """Any PIL mode -> 8-bit RGB. Transparency is composited on white; 16-bit is rescaled, not clipped."""
     mode = im.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in im.info:
         return im
     if mode.startswith("I;16"):
         # 16-bit grey (I;16, I;16L, I;16B, I;16N): 0..65535 -> 0..255
