@@ -10,9 +10,14 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 export LABKIT_FAST ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: setup test assignments smoke clean-generated benchmarks autograde-demo
+.PHONY: setup browser test assignments smoke benchmarks autograde-demo autograde
 
-setup: $(VENV)/.labkit-installed
+setup: $(VENV)/.labkit-installed browser
+
+# Chromium + poppler render PDF reports and drive the browser test; apt-get needs root, so a
+# non-root laptop gets the install hint and keeps going (the PDF tests then skip with that reason).
+browser:
+	@bash tools/install_browser.sh || echo "labkit: chromium not installed; PDF reports and the browser test need it"
 
 $(VENV)/.labkit-installed: pyproject.toml
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -29,3 +34,7 @@ smoke: setup
 	$(VENV)/bin/labkit layers efficientnet_lite0 --conv-only
 
 assignments: setup smoke
+	$(PYTHON) tools/assignments.py all
+
+autograde-demo: setup
+	LABKIT_FAST=1 $(PYTHON) tools/assignments.py autograde-demo

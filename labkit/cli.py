@@ -137,7 +137,8 @@ def _add_report(sub) -> None:
                    help="only question sections and the student's solution cells")
     p.add_argument("--browser", default=None, metavar="PATH",
                    help="Chromium/Chrome executable for PDFs (default: $LABKIT_CHROMIUM, chromium, google-chrome, ...)")
-    p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds the browser may take (default 120)")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                   help="seconds the browser may take (default 120)")
     p.set_defaults(func=_cmd_report)
 
 

@@ -10,8 +10,9 @@ Two routes, one look:
 
 Conventions a lab notebook follows (the report reads them, nothing else is required):
 
-* **Title block** -- lab name from notebook metadata ``{"labkit": {"lab": "..."}}``, else the
-  notebook's first level-1 markdown heading, else the file name. Student name from metadata
+* **Title block** -- lab name from notebook metadata ``{"labkit": {"title": "..."}}``, else the
+  notebook's first level-1 markdown heading, else metadata ``{"labkit": {"lab": "..."}}`` (the
+  course's lab id, e.g. ``lab1_saliency``), else the file name. Student name from metadata
   ``{"labkit": {"student": "..."}}``, else a code-cell assignment ``STUDENT_NAME = "Ada"``
   (also ``STUDENT_NAMES``/``TEAM_NAME``/``TEAM_NAMES``; a list or tuple of strings is joined
   with commas, for team hand-ins). Lab notebooks carry ``STUDENT_NAME = ""`` in their settings
@@ -19,7 +20,8 @@ Conventions a lab notebook follows (the report reads them, nothing else is requi
 * **Question heading** -- a markdown cell whose *first line* is a heading of level 1-3 whose text
   starts with ``Question``, ``Exercise``, ``Problem``, ``Assignment``, ``Task`` or ``Q<digit>``
   (case-insensitive; e.g. ``## Question 1(a) Saliency of your own image (3 pts)``), or a
-  markdown cell tagged ``question``. Each question starts on a new page.
+  markdown cell tagged ``question``. Each question starts on a new page (unless it is the very
+  first cell, right under the title block).
 * **Question section** (for ``questions_only``) -- from a question heading up to, not including,
   the next question heading or the next heading of the same or a higher level (fewer ``#``).
   ``questions_only`` keeps the title block, every question section, and every nbgrader solution
@@ -59,10 +61,12 @@ __all__ = [
     "convert",
     "export",
     "find_browser",
+    "html_to_pdf",
     "is_question_cell",
     "read_notebook",
     "render_html",
     "report_info",
+    "running_notebook",
     "select_questions",
 ]
 
@@ -82,6 +86,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 class BrowserNotFoundError(FileNotFoundError):
     """No Chromium-family browser was found to print the PDF; the message says what to install."""
 
+    def __init__(self, reason: str):
+        super().__init__(f"{reason}. {_install_hint()}")
+        self.reason = reason
+
 
 class RenderError(RuntimeError):
     """The PDF could not be rendered. ``html_path`` is the HTML written instead (or ``None``)."""
@@ -100,8 +108,6 @@ def read_notebook(path: PathLike):
     Raises ``FileNotFoundError`` when it is missing and ``ValueError`` when it is not notebook JSON,
     each naming the file.
     """
-    import nbformat
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"notebook not found: {path}")
@@ -194,12 +200,17 @@ def _student_from_code(nb):
 
 def report_info(nb, fallback_name: str = "notebook") -> ReportInfo:
     """Read the lab name and student name for the title block (rules in the module docstring)."""
-    meta = nb.metadata.get("labkit", {}) or {}
-    if str(meta.get("lab", "")).strip():
+    meta = nb.metadata.get("labkit")
+    meta = meta if isinstance(meta, dict) else {}
+    h1 = next((h for h in map(_heading, nb.cells) if h and h[0] == 1), None)
+    if str(meta.get("title", "")).strip():
+        lab, lab_source = str(meta["title"]).strip(), "metadata"
+    elif h1:
+        lab, lab_source = _plain(h1[1]), "heading"
+    elif str(meta.get("lab", "")).strip():
         lab, lab_source = str(meta["lab"]).strip(), "metadata"
     else:
-        h1 = next((h for h in map(_heading, nb.cells) if h and h[0] == 1), None)
-        lab, lab_source = (_plain(h1[1]), "heading") if h1 else (fallback_name, "filename")
+        lab, lab_source = fallback_name, "filename"
     student = meta.get("student", "")
     if isinstance(student, (list, tuple)):
         student = ", ".join(map(str, student))
@@ -324,8 +335,8 @@ def render_html(nb, *, code: bool = True, questions_only: bool = False, name: st
 
     info = report_info(nb, fallback_name=Path(name).stem)
     nb = select_questions(nb) if questions_only else copy.deepcopy(nb)
-    for cell in nb.cells:
-        if is_question_cell(cell):
+    for index, cell in enumerate(nb.cells):
+        if is_question_cell(cell) and index > 0:  # a first question follows the title block directly
             tags = list(cell.metadata.get("tags") or [])
             cell.metadata["tags"] = tags + [_MARK_TAG]
     exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=not code,
@@ -349,7 +360,8 @@ def _playwright_browsers() -> List[Path]:
     patterns = ["chromium-*/chrome-linux*/chrome", "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium",
                 "chromium-*/chrome-mac*/Google Chrome for Testing.app/Contents/MacOS/Google Chrome for Testing",
                 "chromium-*/chrome-win*/chrome.exe",
-                "chromium_headless_shell-*/chrome-*/headless_shell", "chromium_headless_shell-*/chrome-*/chrome-headless-shell"]
+                "chromium_headless_shell-*/chrome-*/headless_shell",
+                "chromium_headless_shell-*/chrome-*/chrome-headless-shell"]
     found = []
     for root in filter(None, roots):
         for pattern in patterns:
@@ -390,20 +402,20 @@ def find_browser(browser: Optional[PathLike] = None) -> str:
     if browser is not None:
         path = _executable(str(browser))
         if path is None:
-            raise BrowserNotFoundError(f"browser {str(browser)!r} is not an executable file. {_install_hint()}")
+            raise BrowserNotFoundError(f"browser {str(browser)!r} is not an executable file")
         return path
     env = os.environ.get("LABKIT_CHROMIUM", "").strip()
     if env:
         path = _executable(env)
         if path is None:
-            raise BrowserNotFoundError(f"LABKIT_CHROMIUM={env!r} is not an executable file. {_install_hint()}")
+            raise BrowserNotFoundError(f"LABKIT_CHROMIUM={env!r} is not an executable file")
         return path
     for candidate in [*BROWSER_NAMES, *_SYSTEM_BROWSERS, *map(str, _playwright_browsers())]:
         path = _executable(candidate)
         if path:
             return path
     raise BrowserNotFoundError("no Chromium or Chrome found (looked for LABKIT_CHROMIUM, "
-                               f"{', '.join(BROWSER_NAMES)} and Playwright's browser cache). {_install_hint()}")
+                               f"{', '.join(BROWSER_NAMES)} and Playwright's browser cache)")
 
 
 def chromium_print_command(browser: str, html_file: Path, pdf_file: Path, profile_dir: Path) -> List[str]:
@@ -465,10 +477,19 @@ def html_to_pdf(html: str, browser: Optional[PathLike] = None, *, timeout: float
 # --------------------------------------------------------------------------- writing files
 
 
+def _new_file_mode(path: Path) -> int:
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
+        os.chmod(tmp, _new_file_mode(path))  # mkstemp makes 0600; a report should read like any file
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -493,12 +514,13 @@ def _check_output(output: Path, to: str, notebook: Optional[Path]) -> Path:
         raise ValueError(f"refusing to write a {to.upper()} report to a .ipynb file: {output}")
     other = {"pdf": ".html", "html": ".pdf"}[to]
     if output.suffix.lower() == other:
-        raise ValueError(f"output {output.name} ends in {other} but the format is {to!r}; use {output.with_suffix('.' + to).name}")
+        raise ValueError(f"output {output.name} ends in {other} but the format is {to!r}; "
+                         f"use {output.with_suffix('.' + to).name}")
     return output
 
 
-def _fallback_html_path(output: Path) -> Path:
-    return output.with_suffix(".html") if output.suffix.lower() != ".html" else output.with_name(output.stem + ".report.html")
+def _fallback_html_path(pdf_output: Path) -> Path:
+    return pdf_output.with_suffix(".html")  # _check_output has refused a PDF target ending in .html
 
 
 def _render(nb, *, to: str, output: Path, name: str, resource_dir: Path, code: bool, questions_only: bool,
@@ -507,15 +529,17 @@ def _render(nb, *, to: str, output: Path, name: str, resource_dir: Path, code: b
     if to == "html":
         _write_atomic(output, html.encode("utf-8"))
         return output
+    existed = output.exists()
     try:
         pdf = html_to_pdf(html, browser, timeout=timeout)
     except (BrowserNotFoundError, RenderError) as err:
         fallback = _fallback_html_path(output)
         _write_atomic(fallback, html.encode("utf-8"))
-        hint = "" if isinstance(err, BrowserNotFoundError) else " " + _install_hint()
-        raise RenderError(f"could not render the PDF: {err}.{hint} Wrote the HTML report instead: {fallback} "
-                          f"(open it in a browser and print it to PDF). {output} was not written.",
-                          html_path=fallback) from None
+        reason = getattr(err, "reason", str(err))  # the install hint goes on its own line below
+        raise RenderError(f"could not render the PDF: {reason}\n"
+                          f"  wrote the HTML report instead: {fallback} (open it in a browser and print it to PDF)\n"
+                          f"  {output} was {'left unchanged' if existed else 'not written'}\n"
+                          f"  {_install_hint()}", html_path=fallback) from None
     _write_atomic(output, pdf)
     return output
 
@@ -603,7 +627,7 @@ def _notebook_from_server(kernel_id: str) -> Optional[Path]:
     for server in list_running_servers():
         url = f"{server['url'].rstrip('/')}/api/sessions?token={server.get('token', '')}"
         try:
-            with urlopen(url, timeout=3) as reply:  # noqa: S310 -- the local Jupyter server
+            with urlopen(url, timeout=3) as reply:  # the local Jupyter server
                 sessions = json.load(reply)
         except Exception:
             continue

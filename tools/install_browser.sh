@@ -2,6 +2,7 @@
 # Install what `labkit report --to pdf` and the browser tests need, from Debian's packages:
 #   chromium       headless PDF printing and the JupyterLab browser test
 #   poppler-utils  pdftotext / pdfimages / pdftoppm, used by tests/test_report.py
+#   fonts-dejavu-core  only when the system has no fonts at all
 # Idempotent: a no-op when every tool is already on PATH. Quiet unless something is missing.
 # Usage: bash tools/install_browser.sh   (as root, or with passwordless sudo)
 set -euo pipefail
@@ -20,6 +21,8 @@ have_browser() {
 
 missing=()
 have_browser || missing+=(chromium)
+# Chromium prints with system fonts; a bare container may have none.
+{ command -v fc-list >/dev/null 2>&1 && [[ -n "$(fc-list 2>/dev/null | head -n 1)" ]]; } || missing+=(fonts-dejavu-core)
 for tool in pdftotext pdfimages pdftoppm; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("${PACKAGE_FOR[$tool]}")
 done
