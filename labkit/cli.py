@@ -117,8 +117,87 @@ def _cmd_weights_list(args) -> int:
 
 
 def _add_featurevis(sub) -> None:
-    p = sub.add_parser("featurevis", help="visualise filters by activation maximisation and save an image grid")
-    p.set_defaults(func=lambda args: _not_ready("featurevis"))
+    p = sub.add_parser(
+        "featurevis", help="visualise filters by activation maximisation and save an image grid",
+        description="Optimise one image per filter so that it excites that filter, and save them as one PNG "
+                    "grid. Mirrors the Schneider project's image_gen.py: --octaves 3 --size 128 --outscale 4 "
+                    "renders at 128, 256 and 512 px; --sharpness adds its Scharr-edge penalty; --start begins "
+                    "from a photo (deep-dream style).",
+    )
+    p.add_argument("--model", default=None, help="registry name (default: the course default)")
+    p.add_argument("--layer", default=None,
+                   help="layer name or handout index (default: the model's mid_conv preset)")
+    p.add_argument("--filters", type=int, nargs="+", default=None,
+                   help="filter indices (default: the model's mid_filters preset)")
+    p.add_argument("--preset", choices=["quality", "handout"], default="quality",
+                   help="quality: clean pictures (default); handout: the Duke lab's plain pixel ascent")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps per octave (default: the preset's)")
+    p.add_argument("--size", type=int, default=None, help="image side in px of the first octave (default: the preset's)")
+    p.add_argument("--octaves", type=int, default=1, help="number of octaves (scales) to optimise at (default 1)")
+    p.add_argument("--outscale", type=float, default=1.0,
+                   help="final size / --size: octaves grow geometrically from --size to --size*outscale; with "
+                        "one octave the saved image is just resized by this factor (default 1)")
+    p.add_argument("--sharpness", type=float, default=0.0,
+                   help="strength of the Scharr-edge penalty (Schneider's sharpness; 0 = off, 5 = strong smoothing "
+                        "of fine, noisy edges so that larger patterns stand out)")
+    p.add_argument("--color", type=float, default=0.0,
+                   help="strength of the penalty on colours far from the dataset mean (Schneider's colour penalty; 0 = off)")
+    p.add_argument("--start", default=None, help="start from this photo (path or sample name) instead of noise")
+    p.add_argument("--relu", choices=["before", "after"], default=None,
+                   help="visualise the filter before or after the non-linearity that follows the layer")
+    p.add_argument("--objective", choices=["mean", "mean_abs", "center"], default=None,
+                   help="what to maximise (default: the preset's: quality mean, handout mean_abs)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--ncols", type=int, default=None, help="columns of the saved grid (default: about square)")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    p.add_argument("-o", "--output", default="featurevis.png", help="PNG file to write (default featurevis.png)")
+    p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_featurevis)
+
+
+def _cmd_featurevis(args) -> int:
+    from pathlib import Path
+
+    from labkit import featurevis as fv
+    from labkit import models
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--output must be a .png file, got {str(out)!r}.")
+    if out.exists() and not args.force:  # refuse before minutes of optimisation, not after
+        print(f"labkit featurevis: error: {str(out)!r} already exists; pass --force to overwrite it.", file=sys.stderr)
+        return 2
+    if args.octaves < 1 or args.outscale <= 0:
+        raise ValueError(f"--octaves must be >= 1 and --outscale > 0, got {args.octaves} and {args.outscale}.")
+    model = models.load_model(args.model, device=args.device, verbose=True)
+    presets = model.labkit.presets
+    layer = args.layer if args.layer is not None else presets["mid_conv"]
+    filters = args.filters if args.filters is not None else list(presets["mid_filters"])
+    regularizers = []
+    if args.sharpness > 0:
+        regularizers.append(fv.scharr_edges(args.sharpness * fv.regularizers.SHARPNESS_UNIT))
+    if args.color > 0:
+        regularizers.append(fv.color_penalty(args.color * fv.regularizers.COLOR_UNIT))
+    # outscale spreads over the octaves; with one octave it only resizes the saved picture
+    octave_scale = args.outscale ** (1.0 / (args.octaves - 1)) if args.octaves > 1 else 1.0
+    save_scale = 1.0 if args.octaves > 1 else args.outscale
+    result = fv.visualize(
+        model, layer, filters, steps=args.steps, size=args.size, seed=args.seed, relu=args.relu,
+        objective=args.objective, lr=args.lr, regularizers=regularizers or None, octaves=args.octaves,
+        octave_scale=octave_scale, start=args.start, preset=args.preset, progress=not args.quiet,
+    )
+    try:
+        path = result.save(out, ncols=args.ncols, scale=save_scale, force=args.force)
+    except FileExistsError as err:
+        print(f"labkit featurevis: error: {err}", file=sys.stderr)
+        return 2
+    h, w = result.images.shape[-2:]
+    print(f"{model.labkit.name} {result.layer} filters {result.filters}: {w}x{h} px each -> {path}")
+    for f, a in zip(result.filters, result.activations.tolist()):
+        print(f"  filter {f}: {result.objective} = {a:.4g}")
+    return 0
 
 
 def _add_report(sub) -> None:

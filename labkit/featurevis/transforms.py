@@ -1,0 +1,144 @@
+"""Random augmentations applied to the images before each forward pass (transformation robustness).
+
+A transform is called as ``t(x, gens)``: ``x`` is ``[N,3,H,W]`` in ``[0,1]``, ``gens`` holds one
+``torch.Generator`` per image, and image ``i``'s random draws come from ``gens[i]`` only (so a
+filter's picture does not depend on which other filters share its batch). Everything is batched
+and differentiable: integer shifts with ``torch.roll``, scale and rotation with one
+``affine_grid``/``grid_sample`` per transform. No kornia.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Transform", "Compose", "Pad", "Jitter", "RandomScale", "RandomRotate", "standard_transforms",
+           "compose"]
+
+
+def _choice(gen: torch.Generator, values: Sequence[float]) -> float:
+    return float(values[int(torch.randint(len(values), (1,), generator=gen))])
+
+
+class Transform:
+    """Base class: ``__call__(x [N,3,H,W], gens) -> [N,3,H',W']``."""
+
+    def __call__(self, x: torch.Tensor, gens: Sequence[torch.Generator]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+
+class Compose(Transform):
+    """Apply transforms in order."""
+
+    def __init__(self, transforms: Sequence[Transform]):
+        self.transforms = list(transforms)
+
+    def __call__(self, x, gens):
+        for t in self.transforms:
+            x = t(x, gens)
+        return x
+
+
+class Pad(Transform):
+    """Pad every side by ``px`` pixels with a constant grey (``value`` in ``[0,1]``) or ``mode="reflect"``."""
+
+    def __init__(self, px: int, value: float = 0.5, mode: str = "constant"):
+        if mode not in ("constant", "reflect", "replicate"):
+            raise ValueError(f"mode must be 'constant', 'reflect' or 'replicate', not {mode!r}.")
+        self.px, self.value, self.mode = int(px), float(value), mode
+
+    def __call__(self, x, gens):
+        pad = (self.px,) * 4
+        if self.mode == "constant":
+            return F.pad(x, pad, mode="constant", value=self.value)
+        return F.pad(x, pad, mode=self.mode)
+
+
+class Jitter(Transform):
+    """Shift each image by a random whole number of pixels in ``[-px, px]`` on each axis (wrapping round)."""
+
+    def __init__(self, px: int):
+        self.px = int(px)
+
+    def __call__(self, x, gens):
+        if self.px <= 0:
+            return x
+        out = []
+        for i, g in enumerate(gens):
+            dy, dx = (int(v) for v in torch.randint(-self.px, self.px + 1, (2,), generator=g))
+            out.append(torch.roll(x[i], shifts=(dy, dx), dims=(-2, -1)))
+        return torch.stack(out)
+
+
+def _affine(x: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
+    grid = F.affine_grid(matrices.to(dtype=x.dtype, device=x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+class RandomScale(Transform):
+    """Zoom each image by a factor drawn from the list ``scales``; the image keeps its size
+    (borders reflect)."""
+
+    def __init__(self, scales: Sequence[float]):
+        self.scales = [float(s) for s in scales]
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"scales must be a non-empty list of positive factors, got {scales!r}.")
+
+    def __call__(self, x, gens):
+        s = torch.tensor([_choice(g, self.scales) for g in gens])
+        theta = torch.zeros(len(gens), 2, 3)
+        theta[:, 0, 0] = 1.0 / s  # sampling grid shrinks -> content grows
+        theta[:, 1, 1] = 1.0 / s
+        return _affine(x, theta)
+
+
+class RandomRotate(Transform):
+    """Rotate each image by an angle (degrees) drawn from ``degrees`` (a list or ``range``)."""
+
+    def __init__(self, degrees: Sequence[float]):
+        self.degrees = list(degrees)
+
+    def __call__(self, x, gens):
+        a = torch.tensor([_choice(g, self.degrees) for g in gens]) * (math.pi / 180.0)
+        cos, sin = torch.cos(a), torch.sin(a)
+        theta = torch.zeros(len(gens), 2, 3)
+        theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
+        theta[:, 1, 0], theta[:, 1, 1] = sin, cos
+        h, w = x.shape[-2:]
+        if h != w:  # affine_grid works in [-1,1] per axis; correct the aspect ratio for true rotations
+            theta[:, 0, 1] *= h / w
+            theta[:, 1, 0] *= w / h
+        return _affine(x, theta)
+
+
+def standard_transforms() -> List[Transform]:
+    """lucent's ``standard_transforms``: pad 12 px grey, jitter 8 px, scale 0.9..1.1, rotate
+    -10..10 degrees, jitter 4 px."""
+    return [
+        Pad(12, value=0.5),
+        Jitter(8),
+        RandomScale([1 + (i - 5) / 50 for i in range(11)]),
+        RandomRotate(list(range(-10, 11))),
+        Jitter(4),
+    ]
+
+
+def compose(transforms) -> Compose:
+    """A :class:`Compose` from ``None``/``[]`` (no augmentation), a list, or one transform."""
+    if transforms is None:
+        return Compose([])
+    if isinstance(transforms, Compose):
+        return transforms
+    if isinstance(transforms, Transform):
+        return Compose([transforms])
+    items = list(transforms)
+    for t in items:
+        if not callable(t):
+            raise TypeError(f"A transform must be callable as t(x, gens), got {type(t).__name__}.")
+    return Compose(items)

@@ -1,0 +1,532 @@
+"""Weight quantisation: fake-quantised tensors and model copies, and a bit-width sweep.
+
+*Fake* quantisation rounds every weight to the nearest point of an integer grid and maps it straight
+back to float (``(clamp(round(w / scale) + zp, qmin, qmax) - zp) * scale``), so the model still runs in
+float32 but only ever sees values a ``bits``-bit integer could hold. That is how the Duke lab
+(Assignment 3) studies what low precision does to a network, without integer kernels.
+
+* :func:`fake_quantize`: one tensor; symmetric or asymmetric, per tensor or per channel. It computes
+  through ``torch.fake_quantize_per_tensor_affine`` / ``..._per_channel_affine``, so the result is
+  exactly PyTorch's; labkit only chooses the scale, zero point and integer range.
+* :func:`quantize_model`: a quantised deep copy of a model (the original is left untouched).
+* :func:`model_size_mb`, :func:`snr_db`, :func:`weight_snr_db`: what quantisation saves and costs.
+* :func:`sweep`: one row per bit width (size, top-1 agreement with the float model, KL divergence,
+  weight SNR, and how the feature visualisation of one filter changes); draw it with
+  ``labkit.plot.sweep_figure``.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import html
+import math
+import numbers
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Type
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "MIN_BITS",
+    "MAX_BITS",
+    "DEFAULT_LAYER_TYPES",
+    "QuantConfig",
+    "SweepTable",
+    "check_bits",
+    "qrange",
+    "quant_params",
+    "fake_quantize",
+    "binarize",
+    "snr_db",
+    "quantizable_layers",
+    "quantize_model",
+    "weight_snr_db",
+    "model_size_mb",
+    "sweep",
+]
+
+MIN_BITS = 1
+MAX_BITS = 32
+DEFAULT_LAYER_TYPES: Tuple[Type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
+_BYTES_PER_MB = 1e6  # decimal megabytes, as storage and datasheets count them
+
+
+# --------------------------------------------------------------------------- bit widths and grids
+
+
+def check_bits(bits) -> int:
+    """Validate a bit width and return it as an ``int``.
+
+    Valid widths are the integers 1..32. 1 bit means binarisation (:func:`binarize`); 2..16 are the
+    usual fake-quantisation widths; 17..32 are accepted too, but from about 24 bits on the integer
+    grid is finer than float32's own resolution, so the result is float32 itself up to rounding.
+
+    Raises:
+        TypeError: ``bits`` is not an integer (``2.5``, ``"8"``, ``True``); the message names 1..32.
+        ValueError: an integer outside 1..32.
+    """
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, numbers.Integral):
+        raise TypeError(
+            f"bits must be an integer from {MIN_BITS} to {MAX_BITS} (1 = binarise, 2..16 usual), "
+            f"got {bits!r} ({type(bits).__name__})."
+        )
+    bits = int(bits)
+    if not MIN_BITS <= bits <= MAX_BITS:
+        raise ValueError(
+            f"bits must be from {MIN_BITS} to {MAX_BITS} (1 = binarise, 2..16 usual), got {bits}."
+        )
+    return bits
+
+
+def qrange(bits: int, symmetric: bool = True) -> Tuple[int, int]:
+    """Integer range ``(qmin, qmax)`` of a ``bits``-bit grid.
+
+    Symmetric (signed): ``[-2^(bits-1), 2^(bits-1) - 1]``, e.g. ``[-128, 127]`` at 8 bits.
+    Asymmetric (unsigned, with a zero point): ``[0, 2^bits - 1]``, e.g. ``[0, 255]``.
+    """
+    bits = check_bits(bits)
+    if symmetric:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2 ** bits - 1
+
+
+def _check_axis(t: torch.Tensor, axis: int) -> int:
+    if t.dim() == 0:
+        raise ValueError("per_channel=True needs a tensor with at least one dimension.")
+    if not -t.dim() <= axis < t.dim():
+        raise ValueError(f"axis {axis} does not exist for a tensor of shape {tuple(t.shape)} "
+                         f"(valid: {-t.dim()}..{t.dim() - 1}).")
+    return axis % t.dim()
+
+
+def _reduce_dims(t: torch.Tensor, per_channel: bool, axis: int) -> Tuple[int, ...]:
+    return tuple(d for d in range(t.dim()) if not (per_channel and d == axis))
+
+
+def quant_params(t: torch.Tensor, bits: int, *, symmetric: bool = True, per_channel: bool = False,
+                 axis: int = 0) -> Tuple[torch.Tensor, torch.Tensor, int, int]:
+    """Scale, zero point and integer range labkit uses to quantise ``t`` (``bits`` >= 2).
+
+    Symmetric: ``scale = max|t| / (2^(bits-1) - 1)``, zero point 0, range ``[-2^(bits-1), 2^(bits-1)-1]``
+    (the most negative integer is never produced by rounding, so the grid is symmetric around 0).
+    Asymmetric: the range ``[min, max]`` of ``t`` is first widened to include 0 (so 0 stays exact, as
+    PyTorch's MinMaxObserver does); ``scale = (max - min) / (2^bits - 1)``,
+    ``zero_point = clamp(round(-min / scale), 0, 2^bits - 1)``, range ``[0, 2^bits - 1]``.
+    A scale of 0 (an all-zero tensor or channel) is replaced by 1, which maps zeros to zeros.
+
+    Returns:
+        ``(scale, zero_point, qmin, qmax)``: float32 ``scale`` and int32 ``zero_point`` tensors of shape
+        ``[]`` (per tensor) or ``[t.shape[axis]]`` (per channel).
+    """
+    bits = check_bits(bits)
+    if bits < 2 and symmetric:
+        raise ValueError("A symmetric grid needs at least 2 bits; 1 bit is binarisation (see binarize).")
+    qmin, qmax = qrange(bits, symmetric)
+    if per_channel:
+        axis = _check_axis(t, axis)
+    dims = _reduce_dims(t, per_channel, axis)
+    x = t.detach().to(torch.float32)
+    if x.numel() == 0:
+        raise ValueError("Cannot quantise an empty tensor.")
+    if symmetric:
+        peak = x.abs().amax(dim=dims) if dims else x.abs()
+        scale = peak / qmax
+        zero_point = torch.zeros_like(scale, dtype=torch.int32)
+    else:
+        lo = (x.amin(dim=dims) if dims else x).clamp(max=0.0)
+        hi = (x.amax(dim=dims) if dims else x).clamp(min=0.0)
+        scale = (hi - lo) / float(qmax - qmin)
+        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+        zero_point = torch.round(-lo / safe).clamp(qmin, qmax).to(torch.int32)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # all-zero: no division by zero
+    return scale, zero_point, qmin, qmax
+
+
+def binarize(t: torch.Tensor, *, per_channel: bool = False, axis: int = 0) -> torch.Tensor:
+    """1-bit weights: ``sign(t) * mean|t|`` (XNOR-Net's binarisation; ``mean|t|`` minimises the L2 error).
+
+    ``sign(0)`` counts as +1, so every value becomes ``+alpha`` or ``-alpha``: exactly two levels.
+    With ``per_channel`` the scale ``alpha`` is the mean over each slice along ``axis``.
+    An all-zero tensor stays all zero (``alpha = 0``). Same shape, dtype and device as ``t``.
+    """
+    if per_channel:
+        axis = _check_axis(t, axis)
+    dims = _reduce_dims(t, per_channel, axis)
+    alpha = t.abs().mean(dim=dims, keepdim=True) if dims else t.abs()
+    return torch.where(t >= 0, alpha, -alpha).to(t.dtype)
+
+
+def fake_quantize(t: torch.Tensor, bits: int, *, symmetric: bool = True, per_channel: bool = False,
+                  axis: int = 0) -> torch.Tensor:
+    """Round ``t`` to a ``bits``-bit integer grid and back to float ("fake" quantisation).
+
+    Args:
+        t: any float tensor (weights ``[C_out, C_in, kh, kw]``, activations, ...), any device.
+        bits: integer 1..32 (see :func:`check_bits`). 1 bit with ``symmetric=True`` binarises
+            (:func:`binarize`); with ``symmetric=False`` it is the 2-level affine grid {min, max}.
+        symmetric: zero point 0 and a signed grid scaled by ``max|t|`` (True), or an unsigned grid
+            over ``[min, max]`` with a zero point (False). Grids: :func:`quant_params`.
+        per_channel: one scale (and zero point) per slice along ``axis`` (output channels of a conv
+            weight for ``axis=0``) instead of one for the whole tensor.
+
+    Returns:
+        Tensor of ``t``'s shape, dtype and device holding at most ``2^bits`` distinct values. For
+        float32 input it equals ``torch.fake_quantize_per_tensor_affine(t, scale, zero_point, qmin,
+        qmax)`` (or the per-channel op with int32 zero points) bit for bit, with the arguments of
+        :func:`quant_params`; other float dtypes are computed in float32 and cast back. An all-zero
+        tensor returns zeros. Not differentiable (use it on weights, under ``torch.no_grad``).
+    """
+    bits = check_bits(bits)
+    if not torch.is_tensor(t) or not t.is_floating_point():
+        raise TypeError(f"fake_quantize needs a float tensor, got {type(t).__name__}"
+                        + (f" of dtype {t.dtype}" if torch.is_tensor(t) else "") + ".")
+    if bits == 1 and symmetric:
+        return binarize(t, per_channel=per_channel, axis=axis)
+    scale, zero_point, qmin, qmax = quant_params(t, bits, symmetric=symmetric, per_channel=per_channel, axis=axis)
+    x = t.detach().to(torch.float32)
+    if per_channel:
+        out = torch.fake_quantize_per_channel_affine(x, scale.to(x.device), zero_point.to(x.device),
+                                                     _check_axis(t, axis), qmin, qmax)
+    else:
+        out = torch.fake_quantize_per_tensor_affine(x, float(scale), int(zero_point), qmin, qmax)
+    return out.to(t.dtype)
+
+
+def snr_db(reference: torch.Tensor, quantized: torch.Tensor) -> float:
+    """Signal-to-quantisation-noise ratio in decibels: ``10 log10(sum ref^2 / sum (ref - quantized)^2)``.
+
+    Higher is better; each extra bit adds about 6 dB. Returns ``inf`` when the two are identical
+    (including two all-zero tensors) and ``-inf`` when ``reference`` is all zero but ``quantized`` is not.
+    """
+    if reference.shape != quantized.shape:
+        raise ValueError(f"reference {tuple(reference.shape)} and quantized {tuple(quantized.shape)} differ in shape.")
+    ref = reference.detach().to(torch.float64)
+    noise = float(((ref - quantized.detach().to(torch.float64)) ** 2).sum())
+    signal = float((ref ** 2).sum())
+    if noise == 0.0:
+        return math.inf
+    if signal == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantConfig:
+    """How a model copy was quantised (stored on it as ``model.labkit_quantization``)."""
+
+    bits: int
+    symmetric: bool
+    per_channel: bool
+    layers: Tuple[str, ...]  # names of the modules whose weights were quantised
+
+
+def _call_order(model: nn.Module) -> Dict[str, int]:
+    try:
+        from labkit.layers import layers
+
+        return {row.name: i for i, row in enumerate(layers(model))}
+    except Exception:  # a model the tracer cannot run: fall back to definition order
+        return {name: i for i, (name, _) in enumerate(model.named_modules())}
+
+
+def quantizable_layers(model: nn.Module, layer_types: Sequence[Type[nn.Module]] = DEFAULT_LAYER_TYPES,
+                       skip_first_last: bool = False) -> List[str]:
+    """Names of the modules whose ``weight`` :func:`quantize_model` quantises, in call order.
+
+    ``skip_first_last`` leaves out the first and the last of them (the stem conv and the classifier
+    usually stay at high precision in deployed int8 models).
+    """
+    layer_types = tuple(layer_types)
+    if not layer_types or not all(isinstance(t, type) and issubclass(t, nn.Module) for t in layer_types):
+        raise TypeError(f"layer_types must be a tuple of nn.Module classes, got {layer_types!r}.")
+    order = _call_order(model)
+    names = [name for name, m in model.named_modules()
+             if isinstance(m, layer_types) and isinstance(getattr(m, "weight", None), torch.Tensor)]
+    names.sort(key=lambda n: order.get(n, len(order)))
+    if skip_first_last:
+        names = names[1:-1]
+    return names
+
+
+def quantize_model(model: nn.Module, bits: int, *, layer_types: Sequence[Type[nn.Module]] = DEFAULT_LAYER_TYPES,
+                   skip_first_last: bool = False, per_channel: bool = False, symmetric: bool = True) -> nn.Module:
+    """A deep copy of ``model`` whose conv/linear weights are fake-quantised to ``bits`` bits.
+
+    Args:
+        model: any ``nn.Module`` (a labkit model keeps its ``.labkit`` config on the copy).
+        bits: 1..32 (:func:`check_bits`).
+        layer_types: module classes whose ``weight`` is quantised (timm's ``Conv2dSame`` is a Conv2d).
+        skip_first_last: keep the first and last of those layers in float.
+        per_channel: one scale per output channel (axis 0 of the weight) instead of one per tensor.
+            Per-tensor scales hurt depthwise convs (EfficientNet, MobileNet) badly: one large filter
+            sets the step for all of them.
+        symmetric: see :func:`fake_quantize`.
+
+    Returns:
+        The quantised copy, in the original's train/eval mode, with ``requires_grad`` flags copied and
+        ``copy.labkit_quantization`` (:class:`QuantConfig`). Biases and BatchNorm parameters stay in
+        float: in integer inference biases are kept at 32 bits and BatchNorm is folded into the conv,
+        so weights are what the bit width is about. The original model is not modified.
+    """
+    bits = check_bits(bits)
+    names = quantizable_layers(model, layer_types, skip_first_last)
+    quantized = copy.deepcopy(model)
+    modules = dict(quantized.named_modules())
+    with torch.no_grad():
+        for name in names:
+            weight = modules[name].weight
+            weight.copy_(fake_quantize(weight, bits, symmetric=symmetric, per_channel=per_channel, axis=0))
+    quantized.labkit_quantization = QuantConfig(bits, symmetric, per_channel, tuple(names))
+    return quantized
+
+
+def weight_snr_db(model: nn.Module, quantized: nn.Module,
+                  layers: Optional[Iterable[str]] = None) -> Dict[str, float]:
+    """Per-layer weight SNR (dB, :func:`snr_db`) between ``model`` and its quantised copy.
+
+    ``layers`` defaults to the layers recorded on ``quantized.labkit_quantization`` (else all conv/linear).
+    """
+    if layers is None:
+        config = getattr(quantized, "labkit_quantization", None)
+        layers = config.layers if config is not None else quantizable_layers(model)
+    ref, quant = dict(model.named_modules()), dict(quantized.named_modules())
+    return {name: snr_db(ref[name].weight, quant[name].weight) for name in layers}
+
+
+def model_size_mb(model: nn.Module, bits: int = 32, *, layer_types: Sequence[Type[nn.Module]] = DEFAULT_LAYER_TYPES,
+                  skip_first_last: bool = False) -> float:
+    """Parameter storage of ``model`` in MB (10^6 bytes) with quantised weights held at ``bits`` bits.
+
+    The weights of :func:`quantizable_layers` count ``bits`` bits each; every other parameter (biases,
+    BatchNorm, skipped layers) counts 32 bits. Buffers (BatchNorm running statistics) and the few
+    bytes of scales/zero points per tensor or channel are left out. ``bits=32`` gives the float size.
+    """
+    bits = check_bits(bits)
+    quantized = set()
+    modules = dict(model.named_modules())
+    for name in quantizable_layers(model, layer_types, skip_first_last):
+        quantized.add(id(modules[name].weight))
+    total_bits, seen = 0, set()
+    for p in model.parameters():
+        if id(p) in seen:  # shared (tied) parameters are stored once
+            continue
+        seen.add(id(p))
+        total_bits += p.numel() * (bits if id(p) in quantized else 32)
+    return total_bits / 8 / _BYTES_PER_MB
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+class SweepTable(list):
+    """Records of :func:`sweep` (one dict per bit width), printable as a table in a terminal and in Jupyter.
+
+    ``reference`` holds the float model's row parts: ``size_mb``, ``vis_image`` (HxWx3 in [0,1] or None),
+    ``vis_activation``, and the ``layer``/``filter`` that were visualised.
+    """
+
+    columns = (
+        ("bits", "bits", "{}"),
+        ("size_mb", "size (MB)", "{:.2f}"),
+        ("top1_agreement", "top-1 agreement", "{:.1%}"),
+        ("mean_kl", "KL(float||quant) nats", "{:.4f}"),
+        ("weight_snr_db", "weight SNR (dB)", "{:.1f}"),
+        ("vis_similarity", "vis. similarity", "{:.3f}"),
+        ("vis_activation", "vis. activation", "{:.3g}"),
+        ("vis_float_activation", "resp. to float vis.", "{:.3g}"),
+    )
+
+    def __init__(self, rows=(), reference: Optional[dict] = None):
+        super().__init__(rows)
+        self.reference = dict(reference or {})
+
+    def column(self, key: str) -> list:
+        """One field across all rows, e.g. ``table.column("top1_agreement")``."""
+        return [row.get(key) for row in self]
+
+    def _cells(self, row: dict) -> List[str]:
+        cells = []
+        for key, _, fmt in self.columns:
+            value = row.get(key)
+            cells.append("-" if value is None else fmt.format(value))
+        return cells
+
+    def _head(self) -> List[str]:
+        return [head for _, head, _ in self.columns]
+
+    def __str__(self) -> str:
+        head, body = self._head(), [self._cells(r) for r in self]
+        widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(head)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+        if self.reference.get("size_mb") is not None:
+            lines.append(f"(float32 model: {self.reference['size_mb']:.2f} MB)")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in self._cells(r)) + "</tr>" for r in self)
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self._head())
+        foot = (f"<caption>float32 model: {self.reference['size_mb']:.2f} MB</caption>"
+                if self.reference.get("size_mb") is not None else "")
+        return f"<table>{foot}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _default_images(model: nn.Module) -> torch.Tensor:
+    from labkit.images import preprocess, sample_images
+
+    return preprocess(list(sample_images().values()), model)
+
+
+def _as_batch(images, model: nn.Module) -> torch.Tensor:
+    if images is None:
+        return _default_images(model)
+    if torch.is_tensor(images):
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be a preprocessed batch [N,3,H,W], got shape {tuple(images.shape)}.")
+        return images
+    from labkit.images import preprocess
+
+    return preprocess(list(images) if isinstance(images, (list, tuple)) else images, model)
+
+
+def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of the mean-centred pixels (Pearson correlation), in [-1, 1]."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / denom) if denom > 0 else float("nan")
+
+
+def _visualize(model: nn.Module, layer, unit: int, steps, size, seed: int, preset: str):
+    from labkit.featurevis import visualize  # lazy: feature visualisation is optional for the rest
+
+    kwargs = {"seed": seed, "progress": False, "preset": preset}
+    if steps is not None:
+        kwargs["steps"] = steps
+    if size is not None:
+        kwargs["size"] = size
+    result = visualize(model, layer, [unit], **kwargs)
+    image = result.images[0].detach().to("cpu", torch.float32).permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(image), float(result.activations[0])
+
+
+def sweep(model: nn.Module, bits: Sequence[int] = (16, 8, 4, 3, 2), images=None, *, layer=None,
+          filter: Optional[int] = None, vis_steps: Optional[int] = None, vis_size: Optional[int] = None,
+          seed: int = 0, vis_preset: str = "quality", per_channel: bool = False, symmetric: bool = True,
+          skip_first_last: bool = False, layer_types: Sequence[Type[nn.Module]] = DEFAULT_LAYER_TYPES,
+          progress: bool = True) -> SweepTable:
+    """Quantise ``model`` at each bit width and measure what changes (Duke Lab 1, Assignment 3).
+
+    Args:
+        model: a labkit model (float weights).
+        bits: bit widths to try, each 1..32.
+        images: the photos to compare predictions on: ``None`` (the shipped sample photos), a
+            preprocessed batch ``[N,3,H,W]`` on the model's device, or paths/PIL images.
+        layer, filter: the filter whose feature visualisation is redone at each width; default
+            ``model.labkit.presets["quant_layer"]`` / ``["quant_filter"]`` (VGG16: layer 24, filter 4).
+            ``layer=False`` skips the visualisations (much faster).
+        vis_steps, vis_size, seed, vis_preset: optimisation steps, image side (px), random seed and
+            preset ("quality", or "handout" for the Duke lab's plain pixel ascent) of the
+            visualisations (``None``: the preset's values). The same seed is used for every width, so
+            differences come from the weights alone.
+        per_channel, symmetric, skip_first_last, layer_types: passed to :func:`quantize_model`.
+        progress: a tqdm progress bar over the bit widths.
+
+    Returns:
+        :class:`SweepTable`, one dict per bit width with
+
+        * ``bits``; ``size_mb``: parameter storage at that width (:func:`model_size_mb`);
+        * ``top1_agreement``: fraction of images whose top-1 class matches the float model's (0..1);
+        * ``mean_kl``: mean over images of KL(float || quantised) of the softmax outputs, in nats;
+        * ``weight_snr_db``: mean over layers of the weight SNR in dB; ``layer_snr_db``: {layer: dB};
+        * ``vis_image``: the filter's visualisation (HxWx3 numpy in [0,1]) under the quantised model;
+          ``vis_activation``: the filter's mean activation for it; ``vis_similarity``: Pearson
+          correlation of its pixels with the float model's visualisation (1 = same picture);
+          ``vis_float_activation``: the quantised filter's mean activation for the *float* model's
+          picture (how the response to one fixed stimulus degrades; compare with
+          ``reference["vis_float_activation"]``, the float filter's own). All ``None`` when ``layer=False``.
+
+        Feature visualisation amplifies tiny differences (the optimisation is chaotic), so even a
+        16-bit copy can give a slightly different picture; ``vis_float_activation`` is the steadier
+        measure of what the bits did to the filter.
+
+        ``table.reference`` holds the float model's ``size_mb``, ``vis_image``, ``vis_activation`` and
+        ``vis_float_activation``, and the ``layer`` and ``filter`` visualised.
+    """
+    from tqdm.auto import tqdm
+
+    widths = [check_bits(b) for b in (bits if isinstance(bits, (list, tuple)) else [bits])]
+    if not widths:
+        raise ValueError("bits must name at least one bit width, e.g. (16, 8, 4, 3, 2).")
+    x = _as_batch(images, model)
+    reference_logits = _logits(model, x)
+    reference_logp = torch.log_softmax(reference_logits.double(), dim=1)
+    reference_top1 = reference_logits.argmax(dim=1)
+
+    reference = {"size_mb": model_size_mb(model, 32), "vis_image": None, "vis_activation": None,
+                 "vis_float_activation": None, "layer": None, "filter": None}
+    visualise = layer is not False
+    if visualise:
+        from labkit.layers import activations, check_filters, resolve_layer
+        from labkit.images import normalize
+
+        presets = getattr(getattr(model, "labkit", None), "presets", {}) or {}
+        layer = presets.get("quant_layer") if layer is None else layer
+        filter = presets.get("quant_filter") if filter is None else filter
+        if layer is None or filter is None:
+            raise ValueError("This model has no quant_layer/quant_filter presets: pass layer= and filter= "
+                             "(or layer=False to skip the visualisation).")
+        layer_name, _ = resolve_layer(model, layer)
+        check_filters(model, layer_name, [filter])
+        ref_image, ref_act = _visualize(model, layer_name, filter, vis_steps, vis_size, seed, vis_preset)
+        device = reference_logits.device
+        ref_input = normalize(torch.from_numpy(ref_image).permute(2, 0, 1)[None].to(device), model)
+
+        def response(m: nn.Module) -> float:  # the filter's mean activation for the float picture
+            with torch.no_grad():
+                return float(activations(m, ref_input, layer_name)[0, filter].mean())
+
+        reference.update(vis_image=ref_image, vis_activation=ref_act, vis_float_activation=response(model),
+                         layer=layer_name, filter=filter)
+
+    rows = []
+    for b in tqdm(widths, desc="quantising", disable=not progress):
+        qmodel = quantize_model(model, b, layer_types=layer_types, skip_first_last=skip_first_last,
+                                per_channel=per_channel, symmetric=symmetric)
+        logits = _logits(qmodel, x)
+        logq = torch.log_softmax(logits.double(), dim=1)
+        kl = (reference_logp.exp() * (reference_logp - logq)).sum(dim=1)
+        per_layer = weight_snr_db(model, qmodel)
+        finite = [v for v in per_layer.values() if math.isfinite(v)]
+        row = {
+            "bits": b,
+            "size_mb": model_size_mb(model, b, layer_types=layer_types, skip_first_last=skip_first_last),
+            "top1_agreement": float((logits.argmax(dim=1) == reference_top1).double().mean()),
+            "mean_kl": float(kl.mean()),
+            "weight_snr_db": float(np.mean(finite)) if finite else math.inf,
+            "layer_snr_db": per_layer,
+            "vis_image": None,
+            "vis_activation": None,
+            "vis_similarity": None,
+            "vis_float_activation": None,
+        }
+        if visualise:
+            image, act = _visualize(qmodel, layer_name, filter, vis_steps, vis_size, seed, vis_preset)
+            row.update(vis_image=image, vis_activation=act, vis_similarity=_pearson(image, ref_image),
+                       vis_float_activation=response(qmodel))
+        rows.append(row)
+        del qmodel  # VGG16 copies are 0.5 GB each
+    return SweepTable(rows, reference)

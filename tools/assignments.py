@@ -1,0 +1,386 @@
+"""The nbgrader pipeline behind `make assignments` and `make autograde-demo`.
+
+    python tools/assignments.py build [LAB ...]           notebooks/ from tools/labs/ (--check: only compare)
+    python tools/assignments.py release [LAB ...]         build, then release/<lab>/ (nbgrader generate_assignment)
+    python tools/assignments.py all [LAB ...]             release, then solutions/<lab>/ executed + .html
+    python tools/assignments.py autograde-demo [LAB ...]  a fake class graded end to end in build/autograde-demo/
+
+Every step calls nbgrader itself (``python -m nbgrader ...`` in the course root, configured by
+``nbgrader_config.py``), so what runs here is what an instructor runs by hand. Solutions are
+executed by ``nbgrader generate_solution`` with this Python's kernel; ``LABKIT_FAST=1`` (the
+Makefile's default) makes every lab run in a few minutes on a laptop CPU.
+
+The functions are importable: tests/test_notebooks.py drives the same pipeline in a temporary
+copy of the course.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / "tools"
+SOURCE_DIR = "notebooks"
+RELEASE_DIR = "release"
+SOLUTION_DIR = "solutions"
+DEMO_DIR = ROOT / "build" / "autograde-demo"
+DEMO_STUDENTS = {"alice": "solutions", "bob": "release"}  # who hands in what in the demo
+
+SOLUTION_RE = re.compile(r"^[ \t]*### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION", re.M | re.S)
+HIDDEN_RE = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n(.*?)^[ \t]*### END HIDDEN TESTS", re.M | re.S)
+
+
+class PipelineError(RuntimeError):
+    """A pipeline step failed; the message says which lab and step, and nbgrader's log tail."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _nbbuild():
+    spec = importlib.util.spec_from_file_location("labkit_nbbuild", TOOLS / "nbbuild.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def lab_scripts() -> List[str]:
+    """Labs with a build script in tools/labs/ (course order first, then any others)."""
+    nbbuild = _nbbuild()
+    found = sorted(p.stem for p in nbbuild.LABS_DIR.glob("*.py") if not p.stem.startswith("_"))
+    return [n for n in nbbuild.LAB_NAMES if n in found] + [n for n in found if n not in nbbuild.LAB_NAMES]
+
+
+def lab_names(course: Path = ROOT) -> List[str]:
+    """Labs present as nbgrader sources: ``notebooks/<lab>/<lab>.ipynb``, sorted."""
+    src = Path(course) / SOURCE_DIR
+    return sorted(p.name for p in src.iterdir() if (p / f"{p.name}.ipynb").is_file()) if src.is_dir() else []
+
+
+def _pick(labs: Sequence[str], course: Path) -> List[str]:
+    known = lab_names(course)
+    if not labs:
+        return known
+    unknown = [lab for lab in labs if lab not in known]
+    if unknown:
+        raise SystemExit(f"Unknown lab(s) {', '.join(unknown)}. Labs in {SOURCE_DIR}/: {', '.join(known) or 'none'}.")
+    return list(labs)
+
+
+def kernel_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """Environment for nbgrader and the kernels it starts.
+
+    MPLBACKEND is dropped so ipykernel picks its inline backend (a CI-wide ``MPLBACKEND=Agg``
+    would otherwise leave the executed notebooks without figures).
+    """
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)
+    env.setdefault("LABKIT_FAST", "1")
+    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def nbgrader(args: Sequence[str], course: Path, *, env: Optional[Dict[str, str]] = None,
+             check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python -m nbgrader ARGS`` in ``course`` (its nbgrader_config.py applies). Raises on failure."""
+    cmd = [sys.executable, "-m", "nbgrader", *args]
+    proc = subprocess.run(cmd, cwd=str(course), env=env or kernel_env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-40:])
+        raise PipelineError(f"`nbgrader {' '.join(args)}` failed in {course} (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
+def notebook_path(course: Path, step: str, lab: str, student: Optional[str] = None) -> Path:
+    """Where nbgrader keeps ``lab`` at ``step`` (notebooks/release/solutions/submitted/autograded/feedback)."""
+    base = Path(course) / step
+    if student is not None:
+        base = base / student
+    return base / lab / f"{lab}.ipynb"
+
+
+def error_cells(nb: nbformat.NotebookNode) -> List[str]:
+    """Short descriptions of the code cells of an executed notebook that raised."""
+    bad = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "error":
+                gid = cell.metadata.get("nbgrader", {}).get("grade_id", f"cell {i}")
+                bad.append(f"{gid}: {out.get('ename')}: {str(out.get('evalue'))[:300]}")
+    return bad
+
+
+def solution_regions(nb: nbformat.NotebookNode) -> List[str]:
+    """Instructor-only text of a source notebook: code between BEGIN/END SOLUTION, model written answers."""
+    regions = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if not meta.get("solution"):
+            continue
+        if cell.cell_type == "code":
+            regions += [m.group(1) for m in SOLUTION_RE.finditer(cell.source)]
+        else:
+            regions.append(cell.source)
+    return regions
+
+
+def hidden_test_regions(nb: nbformat.NotebookNode) -> List[str]:
+    """Source text between BEGIN/END HIDDEN TESTS in a notebook's cells."""
+    return [m.group(1) for cell in nb.cells if cell.cell_type == "code" for m in HIDDEN_RE.finditer(cell.source)]
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def build_notebooks(labs: Sequence[str] = (), *, check: bool = False, course: Path = ROOT) -> List[str]:
+    """Regenerate ``notebooks/<lab>/<lab>.ipynb`` from ``tools/labs/<lab>.py``.
+
+    With ``check=True`` nothing is written; returns the labs whose committed notebook differs
+    from what its script builds (empty = up to date).
+    """
+    nbbuild = _nbbuild()
+    names = list(labs) or lab_scripts()
+    stale = []
+    for name in names:
+        if not check:
+            nbbuild.build_lab(name)
+            print(f"  built   {SOURCE_DIR}/{name}/{name}.ipynb from tools/labs/{name}.py", flush=True)
+            continue
+        built = build_in_memory(name)
+        path = Path(course) / SOURCE_DIR / name / f"{name}.ipynb"
+        if not path.is_file() or nbformat.read(str(path), as_version=4) != built:
+            stale.append(name)
+    return stale
+
+
+def build_in_memory(name: str) -> nbformat.NotebookNode:
+    """The notebook ``tools/labs/<name>.py`` builds, without writing it (normalised like a read)."""
+    nbbuild = _nbbuild()
+    script = nbbuild.LABS_DIR / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"labkit_lab_{name}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lab = nbbuild.LabNotebook(name, module.TITLE)
+    module.build(lab)
+    return nbformat.reads(nbformat.writes(lab.notebook()), as_version=4)
+
+
+def generate_release(course: Path, lab: str) -> Path:
+    """``nbgrader generate_assignment LAB --force`` (creates the gradebook entry): release/<lab>/."""
+    nbgrader(["generate_assignment", lab, "--force"], course)
+    return notebook_path(course, RELEASE_DIR, lab)
+
+
+def generate_solution(course: Path, lab: str) -> Path:
+    """``nbgrader generate_solution LAB --force``: solutions/<lab>/<lab>.ipynb, executed.
+
+    Raises:
+        PipelineError: a cell raised while executing (nbgrader records errors and goes on, we don't).
+    """
+    nbgrader(["generate_solution", lab, "--force"], course)
+    path = notebook_path(course, SOLUTION_DIR, lab)
+    errors = error_cells(nbformat.read(str(path), as_version=4))
+    if errors:
+        raise PipelineError(f"{lab}: the solution notebook raised in {len(errors)} cell(s):\n  " + "\n  ".join(errors))
+    return path
+
+
+def export_html(nb_path: Path, html_path: Optional[Path] = None) -> Path:
+    """An HTML copy of an executed notebook with its figures embedded.
+
+    Uses ``labkit.report`` (the students' report look: title block, question page breaks) and falls
+    back to nbconvert's HTMLExporter should that fail.
+    """
+    html_path = Path(html_path or Path(nb_path).with_suffix(".html"))
+    try:
+        from labkit import report
+
+        return Path(report.convert(nb_path, "html", html_path))
+    except Exception as err:  # the HTML copy is a convenience; never lose the solutions over it
+        print(f"  note: labkit.report could not render {Path(nb_path).name} ({type(err).__name__}: {err}); "
+              "using nbconvert", flush=True)
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(embed_images=True).from_notebook_node(nbformat.read(str(nb_path), as_version=4))
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+def make_course_copy(dest: Path, labs: Sequence[str] = (), *, source: Path = ROOT) -> Path:
+    """A scratch course: nbgrader_config.py and the source notebooks of ``labs``, nothing generated."""
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / SOURCE_DIR).mkdir(parents=True)
+    shutil.copy2(Path(source) / "nbgrader_config.py", dest / "nbgrader_config.py")
+    for lab in labs or lab_names(source):
+        shutil.copytree(Path(source) / SOURCE_DIR / lab, dest / SOURCE_DIR / lab,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    return dest
+
+
+def submit(course: Path, student: str, lab: str, notebook: Path) -> Path:
+    """Hand in ``notebook`` for ``student`` the way ``nbgrader collect`` lays it out."""
+    dest = notebook_path(course, "submitted", lab, student)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(str(notebook), as_version=4)
+    nbformat.write(nb, str(dest))
+    (dest.parent / "timestamp.txt").write_text(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    return dest
+
+
+def autograde(course: Path, lab: str) -> None:
+    """``nbgrader autograde LAB --force`` for every submission of ``lab``."""
+    nbgrader(["autograde", lab, "--force"], course)
+
+
+def generate_feedback(course: Path, lab: str) -> None:
+    """``nbgrader generate_feedback LAB --force``: feedback/<student>/<lab>/<lab>.html."""
+    nbgrader(["generate_feedback", lab, "--force"], course)
+
+
+def export_grades(course: Path, csv_path: Path) -> Path:
+    """``nbgrader export --to CSV``."""
+    nbgrader(["export", "--to", str(csv_path)], course)
+    return Path(csv_path)
+
+
+def grade_table(course: Path, labs: Sequence[str]) -> List[Dict]:
+    """One row per (student, lab) from the gradebook: autograded (code) and written scores."""
+    from nbgrader.api import Gradebook
+
+    url = "sqlite:///" + str(Path(course).resolve() / "gradebook.db")
+    rows = []
+    with Gradebook(url, "labkit") as gb:
+        for lab in labs:
+            for sub in gb.submission_dicts(lab):
+                rows.append({
+                    "student": sub["student"], "assignment": lab,
+                    "auto": float(sub["code_score"] or 0), "auto_max": float(sub["max_code_score"] or 0),
+                    "written": float(sub["written_score"] or 0), "written_max": float(sub["max_written_score"] or 0),
+                    "needs_manual_grade": bool(sub["needs_manual_grade"]),
+                })
+    return sorted(rows, key=lambda r: (r["assignment"], r["student"]))
+
+
+def print_grade_table(rows: Iterable[Dict]) -> None:
+    print(f"\n{'student':<10}{'assignment':<22}{'autograded':>14}{'written':>14}  manual grading")
+    for r in rows:
+        auto = f"{r['auto']:g}/{r['auto_max']:g}"
+        written = f"{r['written']:g}/{r['written_max']:g}"
+        print(f"{r['student']:<10}{r['assignment']:<22}{auto:>14}{written:>14}  "
+              f"{'needed' if r['needs_manual_grade'] else '-'}")
+
+
+def solution_is_fresh(course: Path, lab: str) -> bool:
+    """True if solutions/<lab>/<lab>.ipynb was generated from the current source (same cells, no errors)."""
+    sol = notebook_path(course, SOLUTION_DIR, lab)
+    src = notebook_path(course, SOURCE_DIR, lab)
+    if not sol.is_file() or not src.is_file():
+        return False
+    a, b = nbformat.read(str(src), as_version=4), nbformat.read(str(sol), as_version=4)
+    same = [c.source for c in a.cells] == [c.source for c in b.cells]
+    return same and not error_cells(b) and any(c.get("outputs") for c in b.cells if c.cell_type == "code")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def run_release(labs: Sequence[str], course: Path = ROOT) -> List[str]:
+    """Rebuild the sources from tools/labs/, then release every (or each named) lab."""
+    print(f"Source notebooks ({SOURCE_DIR}/) from tools/labs/:", flush=True)
+    build_notebooks()
+    labs = _pick(labs, course)
+    for lab in labs:
+        t0 = time.time()
+        generate_release(course, lab)
+        print(f"  release {RELEASE_DIR}/{lab}/ ({time.time() - t0:.0f} s)", flush=True)
+    return labs
+
+
+def run_all(labs: Sequence[str], course: Path = ROOT) -> None:
+    """Release, then execute each lab's solutions and save an HTML copy next to them."""
+    labs = run_release(labs, course)
+    fast = kernel_env()["LABKIT_FAST"] == "1"
+    print(f"Executed solutions ({SOLUTION_DIR}/, LABKIT_FAST={'1: small sizes and steps' if fast else '0: full quality'}):",
+          flush=True)
+    for lab in labs:
+        t0 = time.time()
+        path = generate_solution(course, lab)
+        page = export_html(path)
+        print(f"  solved  {path.relative_to(course)} + {page.name} ({time.time() - t0:.0f} s)", flush=True)
+
+
+def run_autograde_demo(labs: Sequence[str], dest: Path = DEMO_DIR) -> List[Dict]:
+    """A fake class in a scratch course: alice hands in the solutions, bob the untouched release."""
+    labs = _pick(labs, ROOT)
+    print(f"Scratch course: {dest}", flush=True)
+    course = make_course_copy(dest, labs)
+    for lab in labs:
+        t0 = time.time()
+        generate_release(course, lab)
+        if solution_is_fresh(ROOT, lab):  # `make assignments` already executed it: reuse
+            shutil.copytree(notebook_path(ROOT, SOLUTION_DIR, lab).parent, notebook_path(course, SOLUTION_DIR, lab).parent)
+        else:
+            generate_solution(course, lab)
+        for student, step in DEMO_STUDENTS.items():
+            submit(course, student, lab, notebook_path(course, step, lab))
+        autograde(course, lab)
+        generate_feedback(course, lab)
+        print(f"  graded  {lab}: {', '.join(f'{s} ({w})' for s, w in DEMO_STUDENTS.items())} "
+              f"({time.time() - t0:.0f} s)", flush=True)
+    grades = export_grades(course, course / "grades.csv")
+    rows = grade_table(course, labs)
+    print_grade_table(rows)
+    with open(grades, newline="") as fh:
+        print(f"\nnbgrader export: {grades} ({sum(1 for _ in csv.DictReader(fh))} rows); "
+              f"feedback pages: {course / 'feedback'}/<student>/<lab>/<lab>.html")
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["build", "release", "all", "autograde-demo"])
+    parser.add_argument("labs", nargs="*", help="lab names (default: every lab in notebooks/)")
+    parser.add_argument("--check", action="store_true", help="build: fail if a notebook is out of date, write nothing")
+    args = parser.parse_args(argv)
+    t0 = time.time()
+    try:
+        if args.command == "build":
+            if args.check:
+                stale = build_notebooks(args.labs, check=True)
+                if stale:
+                    print(f"Out of date (run `python tools/nbbuild.py {' '.join(stale)}`): {', '.join(stale)}")
+                    return 1
+                print("Source notebooks are up to date with tools/labs/.")
+            else:
+                build_notebooks(args.labs)
+        elif args.command == "release":
+            run_release(args.labs)
+        elif args.command == "all":
+            run_all(args.labs)
+        else:
+            run_autograde_demo(args.labs)
+    except PipelineError as err:
+        print(f"\nERROR: {err}", file=sys.stderr)
+        return 1
+    print(f"Done in {time.time() - t0:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
