@@ -58,6 +58,16 @@ NORMS = {
 # --------------------------------------------------------------------------- kernels of one unit
 
 
+def _check_k(k) -> None:
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}.")
+
+
+def _check_by(by: str) -> None:
+    if by not in NORMS:
+        raise ValueError(f"Unknown strength measure by={by!r}. Valid choices: {', '.join(NORMS)}.")
+
+
 def conv_layer(model: nn.Module, layer) -> Tuple[str, nn.Conv2d]:
     """``(name, module)`` of a 2-D conv layer (dotted name or handout index).
 
@@ -117,8 +127,7 @@ def input_channels(model: nn.Module, layer, unit: int) -> List[int]:
 
 def kernel_norms(kernels: torch.Tensor, by: str = "l2") -> torch.Tensor:
     """Strength of each kernel of ``kernels`` ``[C, kh, kw]`` -> ``[C]``; ``by`` is one of :data:`NORMS`."""
-    if by not in NORMS:
-        raise ValueError(f"Unknown strength measure by={by!r}. Valid choices: {', '.join(NORMS)}.")
+    _check_by(by)
     flat = kernels.detach().reshape(kernels.shape[0], -1).to(torch.float32)
     if by == "l2":
         return torch.linalg.vector_norm(flat, ord=2, dim=1)
@@ -143,7 +152,7 @@ def polarity(kernel: torch.Tensor) -> Tuple[str, float, float]:
     coefficients sum to more than 0: the input channel, where it fires, raises the unit), ``"inhibitory"``
     when it is smaller, and ``"balanced"`` when they are exactly equal.
     """
-    k = kernel.detach().to(torch.float64)
+    k = kernel.detach().cpu().to(torch.float64)
     pos = float(k.clamp(min=0).sum())
     neg = float((-k).clamp(min=0).sum())
     label = "excitatory" if pos > neg else ("inhibitory" if neg > pos else "balanced")
@@ -236,11 +245,6 @@ def _unit_kernels(model: nn.Module, layer, unit: int, source) -> Tuple[str, torc
     return name, kernels, list(range(kernels.shape[0])), source_name
 
 
-def _check_k(k) -> None:
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}.")
-
-
 def strongest(model: nn.Module, layer, unit: int, k: int = 6, by: str = "l2", *, source=None) -> CircuitTable:
     """The ``k`` strongest input kernels of ``unit`` (SMU lab: the top six by L2 norm).
 
@@ -258,6 +262,7 @@ def strongest(model: nn.Module, layer, unit: int, k: int = 6, by: str = "l2", *,
         whose unit ``channel`` this input is, :func:`feeding_layer`; None if none), ``kernel`` ([kh, kw] CPU).
     """
     _check_k(k)
+    _check_by(by)  # both before any expensive step
     name, kernels, channels, feeder = _unit_kernels(model, layer, unit, source)
     return _rank(name, int(unit), kernels, channels, feeder, k, by, source is not None)
 
@@ -558,6 +563,7 @@ class Explorer:
         unit_image: ``[H, W, 3]`` numpy: the unit's own feature visualisation (None if not computed).
         unit_activation: its objective value.
         norms: ``[C]`` CPU: strength of every input kernel (for the histogram).
+        norm_channels: the input channel of each entry of ``norms``.
     """
 
     layer: str
@@ -570,6 +576,7 @@ class Explorer:
     unit_image: Optional[np.ndarray]
     unit_activation: Optional[float]
     norms: torch.Tensor
+    norm_channels: List[int]
 
     @property
     def channels(self) -> List[int]:
@@ -606,8 +613,7 @@ def explore(model: nn.Module, layer, unit: int, k: int = 6, *, by: str = "l2", s
     name, module = conv_layer(model, layer)
     unit = _check_unit(name, module, unit)
     _check_k(k)
-    if by not in NORMS:  # fail before any expensive step
-        raise ValueError(f"Unknown strength measure by={by!r}. Valid choices: {', '.join(NORMS)}.")
+    _check_by(by)  # both before any expensive step
     _, kernels, channels, input_layer = _unit_kernels(model, name, unit, source)
     records = _rank(name, unit, kernels, channels, input_layer, k, by, source is not None)
     norms = kernel_norms(kernels, by).cpu()
@@ -619,4 +625,5 @@ def explore(model: nn.Module, layer, unit: int, k: int = 6, *, by: str = "l2", s
                                                   preset, progress)
         images, acts = _visualize(model, name, [unit], steps, size, seed, preset, progress)
         unit_image, unit_act = images[0], float(acts[0])
-    return Explorer(name, unit, records, chosen, input_layer, input_images, input_acts, unit_image, unit_act, norms)
+    return Explorer(name, unit, records, chosen, input_layer, input_images, input_acts, unit_image, unit_act, norms,
+                    list(channels))

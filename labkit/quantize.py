@@ -201,8 +201,9 @@ def snr_db(reference: torch.Tensor, quantized: torch.Tensor) -> float:
     """
     if reference.shape != quantized.shape:
         raise ValueError(f"reference {tuple(reference.shape)} and quantized {tuple(quantized.shape)} differ in shape.")
-    ref = reference.detach().to(torch.float64)
-    noise = float(((ref - quantized.detach().to(torch.float64)) ** 2).sum())
+    # float32 on the tensors' own device (MPS has no float64); sums go to Python floats
+    ref = reference.detach().to(torch.float32)
+    noise = float(((ref - quantized.detach().to(device=ref.device, dtype=torch.float32)) ** 2).sum())
     signal = float((ref ** 2).sum())
     if noise == 0.0:
         return math.inf
@@ -473,8 +474,8 @@ def sweep(model: nn.Module, bits: Sequence[int] = (16, 8, 4, 3, 2), images=None,
         raise ValueError("bits must name at least one bit width, e.g. (16, 8, 4, 3, 2).")
     x = _as_batch(images, model)
     reference_logits = _logits(model, x)
-    reference_logp = torch.log_softmax(reference_logits.double(), dim=1)
-    reference_top1 = reference_logits.argmax(dim=1)
+    reference_logp = torch.log_softmax(reference_logits.cpu().double(), dim=1)
+    reference_top1 = reference_logits.argmax(dim=1).cpu()
 
     reference = {"size_mb": model_size_mb(model, 32), "vis_image": None, "vis_activation": None,
                  "vis_float_activation": None, "layer": None, "filter": None}
@@ -507,14 +508,14 @@ def sweep(model: nn.Module, bits: Sequence[int] = (16, 8, 4, 3, 2), images=None,
         qmodel = quantize_model(model, b, layer_types=layer_types, skip_first_last=skip_first_last,
                                 per_channel=per_channel, symmetric=symmetric)
         logits = _logits(qmodel, x)
-        logq = torch.log_softmax(logits.double(), dim=1)
+        logq = torch.log_softmax(logits.cpu().double(), dim=1)
         kl = (reference_logp.exp() * (reference_logp - logq)).sum(dim=1)
         per_layer = weight_snr_db(model, qmodel)
         finite = [v for v in per_layer.values() if math.isfinite(v)]
         row = {
             "bits": b,
             "size_mb": model_size_mb(model, b, layer_types=layer_types, skip_first_last=skip_first_last),
-            "top1_agreement": float((logits.argmax(dim=1) == reference_top1).double().mean()),
+            "top1_agreement": float((logits.argmax(dim=1).cpu() == reference_top1).double().mean()),
             "mean_kl": float(kl.mean()),
             "weight_snr_db": float(np.mean(finite)) if finite else math.inf,
             "layer_snr_db": per_layer,

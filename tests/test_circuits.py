@@ -306,7 +306,7 @@ def test_weight_explorer_renders(lite0, monkeypatch):
     assert len(images) == 6 + 6 + 1  # input pictures, kernels, the unit
     fig.savefig("/tmp/labkit_weight_explorer.png", dpi=80)
 
-    fig = norm_histogram(explorer.norms, k=6, polarities=explorer.polarities)
+    fig = norm_histogram(explorer.norms, k=6, polarities=explorer.polarities, channels=explorer.norm_channels)
     fig.savefig("/tmp/labkit_norm_histogram.png", dpi=60)
     assert len(fig.axes) == 2
 
@@ -316,6 +316,6 @@ def test_weight_explorer_without_pictures(lite0):
 
     explorer = C.explore(lite0, LAYER, UNIT, k=4, visualize=False)
     assert explorer.input_images is None and explorer.unit_image is None
-    assert explorer.norms.shape == (40,)
+    assert explorer.norms.shape == (40,) and explorer.norm_channels == list(range(40))
     fig = weight_explorer(explorer)
     assert len([ax for ax in fig.axes if ax.images]) == 4
