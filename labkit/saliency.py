@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from labkit.layers import hooks, last_conv, layers as layer_table, resolve_layer
+from labkit.layers import hooks, last_conv, resolve_layer
+from labkit.layers import layers as layer_table
 
 __all__ = [
     "gradient",
@@ -252,8 +253,9 @@ class guided_relus(TorchFunctionMode):
     It works at the function level (``F.relu``, ``F.relu6``, ``F.hardtanh(min_val=0)``, ``relu_``), so it
     also catches ``nn.ReLU(inplace=True)``, timm's ``BatchNormAct2d`` (``nn.ReLU6`` inside) and the
     functional ``F.relu(x, inplace=True)`` of torchvision's GoogLeNet, which module hooks cannot see.
-    In-place calls are run out of place with the same values, so the model's ``inplace`` flags and
-    modules are never touched, and no hooks are registered.
+    ``inplace=True`` calls are run out of place (same values; the caller uses the return value) and
+    ``x.relu_()`` is gated on its input, so the model's ``inplace`` flags and modules are never touched
+    and no hooks are registered. Usage: ``with guided_relus(): model(x)[0, target].backward()``.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -473,8 +475,10 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: Target, *, samples: in
         batch_size: noisy copies per forward/backward pass.
         seed: noise seed. Every image draws its noise from this same seed, so an image's map does not
             depend on the rest of its batch; ``None`` draws a seed from torch's global generator.
-        magnitude: ``True``: ``max_c mean_s |grad|`` (the paper's magnitude variant, never cancels);
-            ``False``: ``max_c |mean_s grad|`` (average the signed gradients first).
+        magnitude: ``True``: ``max_c mean_s |grad|`` (average the vanilla maps; what captum's
+            ``NoiseTunnel(Saliency)`` with ``abs=True`` gives; opposite signs never cancel);
+            ``False``: ``max_c |mean_s grad|`` (the paper: average the signed gradients, then take
+            the magnitude for display).
 
     Returns:
         [N,H,W] non-negative map (logit units per unit of normalised input).
@@ -495,7 +499,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: Target, *, samples: in
             # CPU generator: the same noise on every device
             gen = torch.Generator().manual_seed(seed)
             noise = torch.randn((samples, *x.shape[1:]), generator=gen).to(x.device, x.dtype)
-            noise *= sigma * (x[s].max() - x[s].min())
+            noise = noise * (sigma * (x[s].max() - x[s].min()))
             acc = torch.zeros_like(x[s])
             for k in starts:
                 batch = x[s] + noise[k:k + batch_size]

@@ -7,7 +7,7 @@ from typing import Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["overlay", "signed_gradient_image", "compare_methods", "plot_sanity"]
+__all__ = ["compare_methods", "overlay", "plot_sanity", "signed_gradient_image"]
 
 
 def _numpy(a) -> np.ndarray:
@@ -41,7 +41,7 @@ def _new_axes(ax, size=(4, 4)):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        fig, ax = plt.subplots(figsize=size)
+        _, ax = plt.subplots(figsize=size)
     return ax.figure, ax
 
 
