@@ -336,7 +336,7 @@ def _following_activation(model: nn.Module, name: str) -> Tuple[str, nn.Module]:
     return row.activation, model.get_submodule(row.activation)
 
 
-def _capture_point(model: nn.Module, layer: LayerRef, relu: Optional[str]) -> Tuple[str, nn.Module, str]:
+def capture_point(model: nn.Module, layer: LayerRef, relu: Optional[str]) -> Tuple[str, nn.Module, str]:
     """Where to hook for ``layer`` seen ``relu`` = None/"before"/"after": (name, module, "input"|"output")."""
     name, module = resolve_layer(model, layer)
     if relu is None:
@@ -362,7 +362,7 @@ def capture(model: nn.Module, layers_: Union[LayerRef, Sequence[LayerRef]], *, r
     """
     refs = list(layers_) if isinstance(layers_, (list, tuple)) else [layers_]
     store: Dict = {}
-    points = [(ref, *_capture_point(model, ref, relu)) for ref in refs]
+    points = [(ref, *capture_point(model, ref, relu)) for ref in refs]
     with hooks() as handles:
         for ref, name, module, where in points:
             def record(value, ref=ref):

@@ -6,7 +6,7 @@ the model's normalisation. Inputs and ``x_adv`` are preprocessed batches, like e
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -141,7 +141,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, target=None, eps: float = 2 / 255, *
 
 
 def targeted_attack(model: nn.Module, x: torch.Tensor, target_class, *, eps: float = 8 / 255,
-                    step: float = 1 / 255, max_steps: int = 50, progress: bool = False) -> AttackResult:
+                    step: float = 1 / 255, max_steps: int = 50, progress: bool = True) -> AttackResult:
     """Iterative targeted attack (I-FGSM / PGD without random start) that stops once fooled.
 
     Each step moves every not-yet-fooled image by ``step`` against the sign of the gradient of the
@@ -159,7 +159,7 @@ def targeted_attack(model: nn.Module, x: torch.Tensor, target_class, *, eps: flo
     """
     from tqdm.auto import tqdm
 
-    from labkit.images import denormalize
+    from labkit.images import denormalize, normalize
 
     _check_eps(eps)
     _check_eps(step, "step")
@@ -182,7 +182,5 @@ def targeted_attack(model: nn.Module, x: torch.Tensor, target_class, *, eps: flo
         adv[active] = moved
         steps[active] += 1
         with torch.no_grad():
-            from labkit.images import normalize
-
             done[active] = model(normalize(moved, model)).argmax(dim=1) == t[active]
     return _result(model, x01, adv, orig, t, True, steps)

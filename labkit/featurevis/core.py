@@ -102,13 +102,12 @@ class FeatureVisResult:
         return filter_grid(self.images, titles=list(titles) if titles is not None else self.titles(),
                            ncols=ncols, **kwargs)
 
-    def show(self, ncols: Optional[int] = None, **kwargs):
-        """Draw :meth:`grid` (in a notebook the figure displays itself) and return it."""
+    def show(self, ncols: Optional[int] = None, **kwargs) -> None:
+        """Draw :meth:`grid` now (returns nothing, so a notebook does not display it twice)."""
         import matplotlib.pyplot as plt
 
-        fig = self.grid(ncols=ncols, **kwargs)
+        self.grid(ncols=ncols, **kwargs)
         plt.show()
-        return fig
 
     def numpy(self) -> np.ndarray:
         """The images as ``[F,H,W,3]`` float32 numpy in ``[0,1]``."""
@@ -240,7 +239,7 @@ def _plan(model: nn.Module, target: Tuple[str, Optional[str]], objectives: Seque
     order = {n: i for i, n in enumerate(L.layers(model).names())}
     stop_group, last = None, (-1, -1)
     for name, relu in points.values():
-        hook_name, _, where = L._capture_point(model, name, relu)
+        hook_name, _, where = L.capture_point(model, name, relu)
         pos = (order.get(hook_name, -1), 0 if where == "input" else 1)
         if pos > last:
             last, stop_group = pos, relu
@@ -370,7 +369,7 @@ def visualize(
     flist = L.check_filters(model, name, filters)
     if not flist:
         raise ValueError("filters is empty; give at least one filter index.")
-    L._capture_point(model, name, relu)  # a clear error now for a relu the layer does not have
+    L.capture_point(model, name, relu)  # a clear error now for a relu the layer does not have
     n_steps = int(settings["steps"])
     if n_steps < 1 or int(octaves) < 1 or octave_scale <= 0:
         raise ValueError(f"steps and octaves must be >= 1 and octave_scale > 0, got {n_steps}, {octaves}, {octave_scale}.")

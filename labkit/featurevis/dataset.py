@@ -6,9 +6,10 @@ is the layer's receptive field around that position, mapped back to input pixels
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -74,9 +75,9 @@ def receptive_box(pos: Tuple[int, int], fmap_hw: Tuple[int, int], image_hw: Tupl
     if receptive_field is None or receptive_field < 0:
         return 0, 0, H, W
     cy, cx = (y + 0.5) * H / h, (x + 0.5) * W / w
-    half = receptive_field / 2.0
-    top, left = max(0, int(round(cy - half))), max(0, int(round(cx - half)))
-    bottom, right = min(H, int(round(cy + half))), min(W, int(round(cx + half)))
+    top, left = int(math.floor(cy - receptive_field / 2 + 0.5)), int(math.floor(cx - receptive_field / 2 + 0.5))
+    bottom, right = top + receptive_field, left + receptive_field
+    top, left, bottom, right = max(0, top), max(0, left), min(H, bottom), min(W, right)
     return top, left, max(bottom, top + 1), max(right, left + 1)
 
 

@@ -105,7 +105,7 @@ def invert(model: nn.Module, x: torch.Tensor, layer, *, steps: int = 200, tv_wei
         opt.step()
         opt.zero_grad(set_to_none=True)
         image_param.project()
-        losses.append(float(loss.mean()))
+        losses.append(float(loss.detach().mean()))
     with torch.no_grad():
         final = image_param().clamp(0, 1)
         error = relative_error(state_of(final, final))

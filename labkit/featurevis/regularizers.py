@@ -54,7 +54,7 @@ _SCHARR = torch.tensor([[3.0, 0.0, -3.0], [10.0, 0.0, -10.0], [3.0, 0.0, -3.0]])
 
 def scharr_gradients(x: torch.Tensor) -> torch.Tensor:
     """Horizontal and vertical Scharr derivatives of every colour channel: ``[N,3,H,W] -> [N,2,3,H,W]``
-    (replicate padding, kernels normalised so a unit step edge gives 1)."""
+    (replicate padding; kernels divided by 32, so a ramp rising by ``d`` per pixel gives ``|g| = d``)."""
     k = torch.stack([_SCHARR, _SCHARR.T]).to(device=x.device, dtype=x.dtype)  # [2,3,3]
     n, c, h, w = x.shape
     flat = F.pad(x.reshape(n * c, 1, h, w), (1, 1, 1, 1), mode="replicate")
@@ -127,7 +127,8 @@ def weight_decay(rate: float = 1e-3, every: int = 1) -> ImageOp:
 
 
 #: Penalty weight per unit of the CLI's ``--sharpness`` (Schneider's image_gen.py flag): chosen so that
-#: ``--sharpness 5`` visibly smooths fine edges of a mid-layer visualisation without flattening it.
-SHARPNESS_UNIT = 4.0
+#: ``--sharpness 5`` (weight 2000 on the mean squared Scharr gradient) visibly smooths pixel noise in the
+#: handout preset and softens the quality preset without flattening its patterns.
+SHARPNESS_UNIT = 400.0
 #: Penalty weight per unit of the CLI's ``--color``.
-COLOR_UNIT = 4.0
+COLOR_UNIT = 20.0
