@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import html
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,6 +28,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from labkit import layers as L
+from labkit._table import FormattedTable
 
 __all__ = [
     "NORMS",
@@ -180,7 +180,7 @@ def feeding_layer(model: nn.Module, layer) -> Optional[str]:
     return candidate.name if candidate.channels == module.in_channels else None
 
 
-class CircuitTable(list):
+class CircuitTable(FormattedTable):
     """The records of :func:`strongest` (dicts), printable as a table in a terminal and in Jupyter.
 
     ``layer``, ``unit``, ``by`` and ``source`` say what was ranked.
@@ -200,13 +200,6 @@ class CircuitTable(list):
         super().__init__(rows)
         self.layer, self.unit, self.by, self.source = layer, unit, by, source
 
-    def column(self, key: str) -> list:
-        """One field across all rows, e.g. ``table.column("channel")``."""
-        return [row[key] for row in self]
-
-    def _cells(self, row: dict) -> List[str]:
-        return ["-" if row.get(k) is None else fmt.format(row[k]) for k, _, fmt in self.columns]
-
     def _head(self) -> List[str]:
         head = [h for _, h, _ in self.columns]
         head[2] = f"strength ({self.by})"
@@ -215,23 +208,6 @@ class CircuitTable(list):
     def _title(self) -> str:
         via = f" (expanded weights from {self.source})" if self.source else ""
         return f"strongest inputs of {self.layer} unit {self.unit}{via}"
-
-    def __str__(self) -> str:
-        head, body = self._head(), [self._cells(r) for r in self]
-        widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(head)]
-        lines = [self._title(), "  ".join(h.ljust(w) for h, w in zip(head, widths)),
-                 "  ".join("-" * w for w in widths)]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in self._cells(r)) + "</tr>" for r in self)
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self._head())
-        return (f"<table><caption>{html.escape(self._title())}</caption><thead><tr>{head}</tr></thead>"
-                f"<tbody>{rows}</tbody></table>")
 
 
 def _unit_kernels(model: nn.Module, layer, unit: int, source) -> Tuple[str, torch.Tensor, List[int], Optional[str]]:

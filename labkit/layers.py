@@ -16,6 +16,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from labkit._table import RecordTable
+
 LayerRef = Union[str, int]
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Mish, nn.Tanh,
@@ -42,10 +44,8 @@ class LayerInfo:
         return self.activation is not None
 
 
-class LayerTable(list):
+class LayerTable(RecordTable):
     """A list of :class:`LayerInfo` that prints as a table (text in a terminal, HTML in Jupyter)."""
-
-    columns = ("index", "name", "type", "out_shape", "is_conv", "activation", "receptive_field")
 
     def conv(self) -> "LayerTable":
         """Only the convolution layers."""
@@ -54,32 +54,14 @@ class LayerTable(list):
     def names(self) -> List[str]:
         return [row.name for row in self]
 
+    def _head(self) -> List[str]:
+        return ["idx", "name", "type", "output (CxHxW)", "conv", "non-linearity after", "RF px"]
+
     def _cells(self, row: LayerInfo) -> List[str]:
         shape = "x".join(map(str, row.out_shape)) if row.out_shape else "-"
         rf = "global" if row.receptive_field == -1 else ("-" if row.receptive_field is None else str(row.receptive_field))
         return ["-" if row.index is None else str(row.index), row.name, row.type, shape,
                 "yes" if row.is_conv else "", row.activation or "", rf]
-
-    def __str__(self) -> str:
-        head = ["idx", "name", "type", "output (CxHxW)", "conv", "non-linearity after", "RF px"]
-        body = [self._cells(r) for r in self]
-        widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        import html
-
-        head = ["idx", "name", "type", "output (C×H×W)", "conv", "non-linearity after", "RF px"]
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in self._cells(r)) + "</tr>" for r in self
-        )
-        return ("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
-                + rows + "</tbody></table>")
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 # --------------------------------------------------------------------------- tracing

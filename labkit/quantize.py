@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import html
 import math
 import numbers
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Type
@@ -26,6 +25,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Type
 import numpy as np
 import torch
 from torch import nn
+
+from labkit._table import FormattedTable
 
 __all__ = [
     "MIN_BITS",
@@ -323,7 +324,7 @@ def model_size_mb(model: nn.Module, bits: int = 32, *, layer_types: Sequence[Typ
 # --------------------------------------------------------------------------- sweep
 
 
-class SweepTable(list):
+class SweepTable(FormattedTable):
     """Records of :func:`sweep` (one dict per bit width), printable as a table in a terminal and in Jupyter.
 
     ``reference`` holds the float model's row parts: ``size_mb``, ``vis_image`` (HxWx3 in [0,1] or None),
@@ -345,38 +346,9 @@ class SweepTable(list):
         super().__init__(rows)
         self.reference = dict(reference or {})
 
-    def column(self, key: str) -> list:
-        """One field across all rows, e.g. ``table.column("top1_agreement")``."""
-        return [row.get(key) for row in self]
-
-    def _cells(self, row: dict) -> List[str]:
-        cells = []
-        for key, _, fmt in self.columns:
-            value = row.get(key)
-            cells.append("-" if value is None else fmt.format(value))
-        return cells
-
-    def _head(self) -> List[str]:
-        return [head for _, head, _ in self.columns]
-
-    def __str__(self) -> str:
-        head, body = self._head(), [self._cells(r) for r in self]
-        widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(head)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
-        if self.reference.get("size_mb") is not None:
-            lines.append(f"(float32 model: {self.reference['size_mb']:.2f} MB)")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in self._cells(r)) + "</tr>" for r in self)
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self._head())
-        foot = (f"<caption>float32 model: {self.reference['size_mb']:.2f} MB</caption>"
-                if self.reference.get("size_mb") is not None else "")
-        return f"<table>{foot}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    def _footer(self) -> Optional[str]:
+        size = self.reference.get("size_mb")
+        return None if size is None else f"(float32 model: {size:.2f} MB)"
 
 
 def _default_images(model: nn.Module) -> torch.Tensor:

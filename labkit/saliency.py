@@ -41,6 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from labkit._table import RecordTable
+
 from labkit.layers import hooks, last_conv, resolve_layer
 from labkit.layers import layers as layer_table
 
@@ -636,35 +638,20 @@ METHODS: Dict[str, Callable] = {
 """Every attribution method by name; all share the signature ``method(model, x, target, **options)``."""
 
 
-class SanityResult(list):
+class SanityResult(RecordTable):
     """Records of :func:`sanity_check`, one dict per step: ``step``, ``layer``, ``spearman``
     (mean over images) and ``spearman_per_image``. Prints as a table (text, or HTML in Jupyter)."""
 
     method: str = ""
 
-    def _rows(self) -> List[Tuple[str, str, str]]:
-        return [(str(r["step"]), r["layer"], f"{r['spearman']:.3f}") for r in self]
+    def _head(self) -> List[str]:
+        return ["step", "randomised down to", "Spearman vs original"]
 
-    def __str__(self) -> str:
-        head = ("step", "randomised down to", "Spearman vs original")
-        rows = self._rows()
-        widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
-        lines = [f"Sanity check ({self.method})" if self.method else "Sanity check",
-                 "  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-        return "\n".join(lines)
+    def _cells(self, row) -> List[str]:
+        return [str(row["step"]), row["layer"], f"{row['spearman']:.3f}"]
 
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        import html
-
-        head = ("step", "randomised down to", "Spearman vs original")
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self._rows())
-        caption = f"<caption>Sanity check ({html.escape(self.method)})</caption>" if self.method else ""
-        return ("<table>" + caption + "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
-                + body + "</tbody></table>")
+    def _title(self) -> str:
+        return f"Sanity check ({self.method})" if self.method else "Sanity check"
 
     @property
     def spearman(self) -> List[float]:
