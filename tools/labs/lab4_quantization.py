@@ -326,7 +326,23 @@ def build(nb):
         classification? Does per-channel scaling help, and why?
         """
     )
-    nb.answer("answer_3a", 3)
+    nb.answer("answer_3a", 3, '''
+        *Model answer (instructors).* At 16 bits the picture, the activation and every prediction are
+        the float model's. At 8 bits the picture keeps the same kind of pattern (details move, similarity
+        drops somewhat) and the predictions agree with float on (nearly) all photos, KL close to 0. At
+        4 bits the pattern is largely lost, the similarity is about 0 and the activation changes
+        strongly; at 3 and 2 bits the picture no longer shows the filter's pattern (noise or a flat image)
+        and the activation collapses (at 2 bits to about 0), while top-1 agreement falls to 0 and the KL is
+        large. Why: one scale per tensor is set by the largest weight, step = max|w| / (2^(bits-1) - 1).
+        Weights are bell-shaped with most far below the maximum, so at 4 bits (step max/7) most round
+        to 0 or one step, and at 2 bits the layer is ternary {-s, 0, +s} with almost all weights 0. The
+        histogram shows this and the SNR falls by about 6 dB per bit (about 36 dB at 8 bits, 11 at 4,
+        near 0 at 2). The filter sits deep in the network, so its input is already distorted by every
+        quantised layer before it and the errors compound with depth; the picture and the classification
+        break at about the same width. Per-channel scales give small filters (e.g. EfficientNet's
+        depthwise convs) their own step: about 7 dB better SNR, which secures 8 bits (and helps 6), but at
+        4 bits and below this model still fails without quantisation-aware training.
+        ''')
     nb.md(
         """
         ## Question 3(b) — Pros and cons of quantisation (5 pts)
@@ -366,4 +382,21 @@ def build(nb):
         whether quantisation really makes a model faster on a given device.
         """
     )
-    nb.answer("answer_3b", 5)
+    nb.answer("answer_3b", 5, '''
+        *Model answer (instructors).* Pros: **size/memory**: 8-bit weights are 4x smaller (VGG16 553 ->
+        138 MB; EfficientNet-Lite0 19 -> 5 MB), so models fit phones, microcontrollers or on-chip SRAM and
+        load faster. **Energy**: data movement dominates (a DRAM read costs about 640 pJ vs 0.2 pJ for an
+        8-bit multiply), so fewer bytes per weight and integer arithmetic (about 20x cheaper per
+        multiply-add than float32) save a lot of energy, i.e. battery. **Speed/latency**: integer units
+        do more operations per cycle (SIMD, int8 tensor cores) and memory-bound layers get 4x more
+        weights per transfer. **Accuracy** is nearly unchanged at 8 bits (top-1 agreement about 100 %,
+        tiny KL). Cons: **accuracy** falls off a cliff below a model-dependent width (4 bits here: 0 %
+        agreement), so lower widths need per-channel scales, calibration or quantisation-aware training;
+        internal features change (the filter pictures), and robustness to noise/adversarial inputs can
+        change; **speed** gains need hardware and kernels for that width (fake quantisation is no
+        faster; 3-bit has no native support and needs unpacking), and activations must be quantised too
+        for integer-only inference; extra engineering and validation. Deploy this model at 8 bits with
+        per-channel weight scales (16-bit float when there is no int8 support). Whether it really gets
+        faster depends on the device's support for low-precision arithmetic and on whether the model is
+        memory-bound or compute-bound there.
+        ''')

@@ -167,7 +167,21 @@ def build(nb):
         on any prediction that is wrong or uncertain, and why that might be.
         """
     )
-    nb.answer("answer_q1", 3)
+    nb.answer("answer_q1", 3, '''
+        *Model answer (instructors).* VGG19 is a 19-layer (16 conv + 3 fully connected) ImageNet
+        classifier from Oxford's Visual Geometry Group: a plain chain of 3x3 convs with ReLUs and five
+        max-pools, 144 M parameters, trained on 1.2 M images of 1000 classes. It suits circuit analysis
+        because each conv unit reads every channel of exactly one previous layer (no branches,
+        bottlenecks or skips), so its weights describe the whole computation, and well-known tools
+        (OpenAI Microscope) document its units. (EfficientNet-Lite0 is far smaller and more accurate per
+        parameter, but its 1x1 bottlenecks, depthwise convs and residual additions spread a circuit over
+        several layers.) The predictions are sensible: the dog is a German shepherd, the coffee an
+        espresso, the bee a bee, the cat one of the cat classes (tabby/tiger/Egyptian: ImageNet splits
+        cats finely and they look alike). Mistakes are instructive: the rocket on its pad may come out as
+        a drilling platform or missile (the towers and lights dominate the picture) and the dahlia as a
+        daisy with low confidence (ImageNet has almost no flower classes), errors of the label set and of
+        context, not signs of a broken model.
+        ''')
 
     # ------------------------------------------------------------------ Question 2
     nb.md(
@@ -237,7 +251,18 @@ def build(nb):
         network? If you use VGG19, compare with the unit's page on OpenAI Microscope (link above).
         """
     )
-    nb.answer("answer_q2", 4)
+    nb.answer("answer_q2", 4, '''
+        *Model answer (instructors).* VGG19 conv3_3 (features.14) is conv layer 7 of 16: six conv
+        layers and two pools before it, nine conv layers after; each unit sees a 40x40 px patch of the
+        224 px input (on EfficientNet-Lite0 the preset, blocks.3.0.conv_pw, is conv 16 of 49 with a 67 px
+        receptive field). That is mid-level: beyond edges and colours, below object parts. For VGG19
+        unit 195 the maximising image (and Microscope) shows many small round shapes, blurred or glowing
+        at their edges and in varied colours; the strongest dataset patches contain small bright round
+        things (lights, fruit, dots, eyes). Hypothesis: a colour-invariant detector of small circles or
+        blobs with soft edges, which later layers can use for eyes, wheels, balls, fruit and lights.
+        (On Lite0 the pictures differ; the answer should rest on the student's own figures, naming
+        what the synthetic image and the photo patches share and where they disagree.)
+        ''')
 
     # ------------------------------------------------------------------ Question 3
     nb.md(
@@ -258,8 +283,14 @@ def build(nb):
         W = input_filters(model, L_C, U_C).cpu()  # [C_in, kh, kw]
         feeder = feeding_layer(model, L_C)
         print(f"{L_C} unit {U_C} has {W.shape[0]} input kernels of {W.shape[1]}x{W.shape[2]}.")
-        print(f"Input channel c of {L_C} is unit c of {feeder} (after its non-linearity)." if feeder else
-              f"No single conv layer feeds {L_C} (it reads the image or a concatenation).")
+        if feeder is None:
+            print(f"No single conv layer feeds {L_C} (it reads the image or a concatenation).")
+        else:
+            after = layer_info(model, feeder).activation
+            print(f"Input channel c of {L_C} is unit c of {feeder}, "
+                  + (f"after its non-linearity ({after})." if after else "a linear projection (no non-linearity)."))
+            if model.labkit.name not in ("vgg16", "vgg19", "alexnet"):
+                print("In a residual network the skip connection adds earlier layers' channels to it as well.")
         """,
         grade_id="extract",
     )
@@ -377,7 +408,7 @@ def build(nb):
             assert got in ("excitatory", "inhibitory"), f"polarity must return 'excitatory' or 'inhibitory', got {got!r}"
             assert got == want, (f"polarity({kernel.tolist()}) should be {want!r}, got {got!r}: compare the sum of "
                                  f"the positive coefficients with the sum of |negative| ones")
-        for c in top_k_inputs(W, K):
+        for c in strongest(model, L_C, U_C, k=K).column("channel"):  # labkit's ranking: independent of top_k_inputs
             assert polarity(W[c]) == labkit_polarity(W[c])[0], f"input channel {c}: labkit says {labkit_polarity(W[c])[0]}"
         print("polarity agrees with labkit on hand-made kernels and the strongest real kernels.")
         ### BEGIN HIDDEN TESTS
@@ -500,4 +531,18 @@ def build(nb):
         limitation of explaining a unit from its six strongest weights alone (hint: look at the histogram).
         """
     )
-    nb.answer("answer_q4", 4)
+    nb.answer("answer_q4", 4, '''
+        *Model answer (instructors).* A good answer names, for each of the six inputs, what its picture
+        shows (e.g. a curved edge, a colour blob, a high-frequency texture), its sign and its spatial
+        kernel. Excitatory inputs supply the pieces of the unit's pattern where their kernel is orange
+        (e.g. curve fragments arranged around the centre make a round shape; colour blobs of different
+        hues each excite it, so the circle can be any colour); inhibitory inputs remove what the unit
+        should ignore (straight lines, flat texture, a competing colour), sharpening selectivity. The
+        combination is a *union of cases* (several colour- or orientation-specific inputs OR-ed into one
+        colour/rotation-invariant unit: invariance built from equivariant pieces) with
+        excitation/inhibition; whether the unit is *polysemantic* is judged from the dataset examples
+        (unrelated things firing it). Limitations: the histogram shows a long tail of weaker inputs whose
+        sum is comparable to the top six; the ReLU, biases and (in EfficientNet) residual additions and
+        bottlenecks are ignored by reading single-layer weights; an input's picture is only what
+        maximises it, not everything it responds to.
+        ''')
