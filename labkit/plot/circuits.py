@@ -161,7 +161,9 @@ def weight_explorer(explorer, layer=None, unit: Optional[int] = None, k: int = 6
                 spine.set_linewidth(2.5)
         ax_k = fig.add_subplot(grid[r, base + card_cols - 1])
         image = kernel_image(ax_k, kernels[i], limit=limit)
-        ax_k.set_title(("" if has_inputs else header + "\n") + f"{row['polarity']}", fontsize=8, color=color)
+        # Without the input picture the kernel card is narrow: a short "#channel" header fits, the layer is in the title.
+        short = f"#{row['channel']}"
+        ax_k.set_title(("" if has_inputs else short + "\n") + f"{row['polarity']}", fontsize=8, color=color)
         ax_k.set_xlabel(f"{explorer.records.by} {row['norm']:.3g}", fontsize=7)
     if image is not None:
         cbar = fig.colorbar(image, ax=fig.axes[-1] if not has_unit else None,
@@ -177,6 +179,10 @@ def weight_explorer(explorer, layer=None, unit: Optional[int] = None, k: int = 6
     if title is None:
         via = "expanded weights" if explorer.records.source else "weights"
         title = (f"{explorer.layer} unit {explorer.unit}: its {n} strongest input {via} "
-                 f"(by {explorer.records.by})")
-    fig.suptitle(title, fontsize=11)
+                 f"(by {explorer.records.by})" + ("" if has_inputs else f"\ninput channels of {source_name}"))
+    import textwrap
+
+    # Narrow figures (no pictures) would clip a one-line title: wrap it to the figure's width.
+    chars = max(24, int(fig.get_figwidth() * 9))
+    fig.suptitle("\n".join(textwrap.fill(part, chars) for part in title.split("\n")), fontsize=11)
     return fig
