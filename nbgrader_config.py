@@ -30,9 +30,6 @@ c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.solution_directory = "solutions"
 # The gradebook is an sqlite file next to this config (gitignored), so each course copy has its own.
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE_ROOT, "gradebook.db")
-# Only notebooks belong to an assignment (no stray outputs, caches or figures).
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.html", "*.png", "*.pdf"]
-
 # Creating the assignment entry on the fly keeps `generate_assignment` re-runnable without `nbgrader db`.
 c.GenerateAssignment.create_assignment = True
 

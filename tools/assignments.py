@@ -81,10 +81,14 @@ def _pick(labs: Sequence[str], course: Path) -> List[str]:
 def kernel_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """Environment for nbgrader and the kernels it starts.
 
-    MPLBACKEND is dropped so ipykernel picks its inline backend (a CI-wide ``MPLBACKEND=Agg``
+    This Python's ``bin`` folder goes first on PATH (nbgrader calls ``alembic``; kernels run here),
+    and MPLBACKEND is dropped so ipykernel picks its inline backend (a CI-wide ``MPLBACKEND=Agg``
     would otherwise leave the executed notebooks without figures).
     """
     env = dict(os.environ)
+    # nbgrader runs the `alembic` script of this environment to create the gradebook
+    bindir = os.path.dirname(sys.executable)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     env.pop("MPLBACKEND", None)
     env.setdefault("LABKIT_FAST", "1")
     env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
@@ -178,24 +182,40 @@ def build_in_memory(name: str) -> nbformat.NotebookNode:
     return nbformat.reads(nbformat.writes(lab.notebook()), as_version=4)
 
 
-def generate_release(course: Path, lab: str) -> Path:
-    """``nbgrader generate_assignment LAB --force`` (creates the gradebook entry): release/<lab>/."""
+def generate_release(course: Path, lab: str = "*") -> None:
+    """``nbgrader generate_assignment LAB --force`` (creates the gradebook entry): release/<lab>/.
+
+    ``lab`` may be a glob (``"*"``: every lab in one nbgrader run).
+    """
     nbgrader(["generate_assignment", lab, "--force"], course)
-    return notebook_path(course, RELEASE_DIR, lab)
 
 
-def generate_solution(course: Path, lab: str) -> Path:
+# generate_solution's own preprocessors minus Execute: for hand-ins that are executed anyway (autograde)
+_UNEXECUTED_SOLUTION = ("--GenerateSolution.preprocessors=['nbgrader.preprocessors.IncludeHeaderFooter',"
+                        "'nbgrader.preprocessors.LockCells','nbgrader.preprocessors.ClearOutput',"
+                        "'nbgrader.preprocessors.ClearMarkScheme']")
+
+
+def generate_solution(course: Path, lab: str = "*", *, execute: bool = True) -> List[Path]:
     """``nbgrader generate_solution LAB --force``: solutions/<lab>/<lab>.ipynb, executed.
 
+    Args:
+        lab: a lab name or a glob.
+        execute: run the notebooks (nbgrader's Execute preprocessor). ``False`` only lays them out.
+
     Raises:
-        PipelineError: a cell raised while executing (nbgrader records errors and goes on, we don't).
+        PipelineError: nbgrader failed, or a cell raised while executing (nbgrader records cell
+            errors and goes on; we don't).
     """
-    nbgrader(["generate_solution", lab, "--force"], course)
-    path = notebook_path(course, SOLUTION_DIR, lab)
-    errors = error_cells(nbformat.read(str(path), as_version=4))
-    if errors:
-        raise PipelineError(f"{lab}: the solution notebook raised in {len(errors)} cell(s):\n  " + "\n  ".join(errors))
-    return path
+    args = ["generate_solution", lab, "--force"] + ([] if execute else [_UNEXECUTED_SOLUTION])
+    nbgrader(args, course)
+    paths = sorted((Path(course) / SOLUTION_DIR).glob(f"{lab}/*.ipynb"))
+    for path in paths if execute else []:
+        errors = error_cells(nbformat.read(str(path), as_version=4))
+        if errors:
+            raise PipelineError(f"{path.parent.name}: the solution notebook raised in {len(errors)} cell(s):\n  "
+                                + "\n  ".join(errors))
+    return paths
 
 
 def export_html(nb_path: Path, html_path: Optional[Path] = None) -> Path:
@@ -242,14 +262,16 @@ def submit(course: Path, student: str, lab: str, notebook: Path) -> Path:
     return dest
 
 
-def autograde(course: Path, lab: str) -> None:
-    """``nbgrader autograde LAB --force`` for every submission of ``lab``."""
-    nbgrader(["autograde", lab, "--force"], course)
+def autograde(course: Path, lab: str = "*", *, check: bool = True,
+              env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """``nbgrader autograde LAB --force`` for every submission of ``lab`` (a name or a glob)."""
+    return nbgrader(["autograde", lab, "--force"], course, check=check, env=env)
 
 
-def generate_feedback(course: Path, lab: str) -> None:
+def generate_feedback(course: Path, lab: str = "*", *, check: bool = True,
+                      env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     """``nbgrader generate_feedback LAB --force``: feedback/<student>/<lab>/<lab>.html."""
-    nbgrader(["generate_feedback", lab, "--force"], course)
+    return nbgrader(["generate_feedback", lab, "--force"], course, check=check, env=env)
 
 
 def export_grades(course: Path, csv_path: Path) -> Path:
@@ -264,7 +286,13 @@ def grade_table(course: Path, labs: Sequence[str]) -> List[Dict]:
 
     url = "sqlite:///" + str(Path(course).resolve() / "gradebook.db")
     rows = []
-    with Gradebook(url, "labkit") as gb:
+    old_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = kernel_env()["PATH"]  # Gradebook() runs this environment's `alembic`
+    try:
+        gb = Gradebook(url, "labkit")
+    finally:
+        os.environ["PATH"] = old_path
+    with gb:
         for lab in labs:
             for sub in gb.submission_dicts(lab):
                 rows.append({
@@ -283,17 +311,6 @@ def print_grade_table(rows: Iterable[Dict]) -> None:
         written = f"{r['written']:g}/{r['written_max']:g}"
         print(f"{r['student']:<10}{r['assignment']:<22}{auto:>14}{written:>14}  "
               f"{'needed' if r['needs_manual_grade'] else '-'}")
-
-
-def solution_is_fresh(course: Path, lab: str) -> bool:
-    """True if solutions/<lab>/<lab>.ipynb was generated from the current source (same cells, no errors)."""
-    sol = notebook_path(course, SOLUTION_DIR, lab)
-    src = notebook_path(course, SOURCE_DIR, lab)
-    if not sol.is_file() or not src.is_file():
-        return False
-    a, b = nbformat.read(str(src), as_version=4), nbformat.read(str(sol), as_version=4)
-    same = [c.source for c in a.cells] == [c.source for c in b.cells]
-    return same and not error_cells(b) and any(c.get("outputs") for c in b.cells if c.cell_type == "code")
 
 
 # --------------------------------------------------------------------------- commands
@@ -317,11 +334,19 @@ def run_all(labs: Sequence[str], course: Path = ROOT) -> None:
     fast = kernel_env()["LABKIT_FAST"] == "1"
     print(f"Executed solutions ({SOLUTION_DIR}/, LABKIT_FAST={'1: small sizes and steps' if fast else '0: full quality'}):",
           flush=True)
+    failed = []
     for lab in labs:
         t0 = time.time()
-        path = generate_solution(course, lab)
+        try:
+            (path,) = generate_solution(course, lab)
+        except PipelineError as err:  # go on with the other labs, fail at the end
+            print(f"  FAILED  {lab} ({time.time() - t0:.0f} s): {err}", flush=True)
+            failed.append(lab)
+            continue
         page = export_html(path)
         print(f"  solved  {path.relative_to(course)} + {page.name} ({time.time() - t0:.0f} s)", flush=True)
+    if failed:
+        raise PipelineError(f"solutions failed for: {', '.join(failed)} (see above)")
 
 
 def run_autograde_demo(labs: Sequence[str], dest: Path = DEMO_DIR) -> List[Dict]:
@@ -332,10 +357,7 @@ def run_autograde_demo(labs: Sequence[str], dest: Path = DEMO_DIR) -> List[Dict]
     for lab in labs:
         t0 = time.time()
         generate_release(course, lab)
-        if solution_is_fresh(ROOT, lab):  # `make assignments` already executed it: reuse
-            shutil.copytree(notebook_path(ROOT, SOLUTION_DIR, lab).parent, notebook_path(course, SOLUTION_DIR, lab).parent)
-        else:
-            generate_solution(course, lab)
+        generate_solution(course, lab, execute=False)  # autograde runs alice's copy anyway
         for student, step in DEMO_STUDENTS.items():
             submit(course, student, lab, notebook_path(course, step, lab))
         autograde(course, lab)

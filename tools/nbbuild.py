@@ -91,6 +91,11 @@ class LabNotebook:
 
     def notebook(self) -> nbformat.NotebookNode:
         nb = nbformat.v4.new_notebook()
+        # Deterministic cell ids (nbformat draws random ones): rebuilding an unchanged lab gives the
+        # same file, so git diffs stay clean and `tools/assignments.py build --check` can compare.
+        for i, cell in enumerate(self.cells):
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            cell.id = (gid or f"cell-{i:03d}").replace(".", "-")[:64]
         nb.cells = self.cells
         nb.metadata.update({
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},

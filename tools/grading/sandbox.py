@@ -35,6 +35,7 @@ import resource
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -126,7 +127,8 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def plan_mounts(hide: Sequence[str], keep_ro: Sequence[str], keep_rw: Sequence[str]) -> Tuple[List[str], List[Tuple[str, bool]]]:
+def plan_mounts(hide: Sequence[str], keep_ro: Sequence[str],
+                keep_rw: Sequence[str]) -> Tuple[List[str], List[Tuple[str, bool]]]:
     """Which roots to cover with tmpfs and which kept paths to put back (path, writable), shallow first.
 
     Roots below another hidden root are covered by it; missing paths are skipped.
@@ -321,6 +323,7 @@ def _run_namespaced(cfg: dict, cmd: List[str], env: Dict[str, str], mode: str) -
         unshare(CLONE_NEWPID)
     child = os.fork()
     if child == 0:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # until the uid change clears it (set again before exec)
         try:
             unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC)
         except OSError as err:
@@ -332,14 +335,20 @@ def _run_namespaced(cfg: dict, cmd: List[str], env: Dict[str, str], mode: str) -
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, lambda s, f: os.kill(child, signal.SIGKILL))
     _write_state(cfg, {"mode": mode, "launcher": os.getpid(), "kernel": child})
-    while True:
+    parent = cfg.get("_parent", os.getppid())
+    while True:  # wait for the kernel; if whoever started us dies (a killed grader), take the kernel down
         try:
-            _, status = os.waitpid(child, 0)
-            return os.waitstatus_to_exitcode(status)
-        except InterruptedError:
-            continue
+            pid, status = os.waitpid(child, os.WNOHANG)
         except ChildProcessError:
             return 0
+        if pid:
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code  # killed by signal N: 128 + N, like a shell
+        if os.getppid() != parent:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            return 137
+        time.sleep(0.2)
 
 
 def _run_plain(cfg: dict, cmd: List[str], env: Dict[str, str], mode: str) -> None:
@@ -448,6 +457,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     cut = argv.index("--")
     cfg = json.loads(Path(argv[1]).read_text())
+    # Whoever started us (jupyter_client names itself in JPY_PARENT_PID): if it dies, the kernel goes too.
+    cfg["_parent"] = int(os.environ.get("JPY_PARENT_PID") or os.getppid())
+    if os.getppid() != cfg["_parent"]:
+        print("labkit sandbox: the process that started the kernel is gone; not starting", file=sys.stderr)
+        return 121
     cmd = argv[cut + 1:]
     try:
         return run(cfg, cmd)

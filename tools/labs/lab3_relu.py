@@ -69,6 +69,7 @@ def build(nb):
         PHOTOS = ["dog", "cat", "bee", "coffee"] if FAST else ["dog", "cat", "bee", "coffee", "rocket", "china",
                                                               "flower", "citrus", "bridge", "grace_hopper"]
         SHOWN_FILTERS = 4  # filters per layer in the figures
+        FEATUREVIS = dict(steps=12, size=96) if FAST else {}  # overrides of the "handout" preset ({}: 30 steps, 224 px)
         ''', tags=["parameters"])
     nb.code('''
         import matplotlib.pyplot as plt
@@ -306,12 +307,14 @@ def build(nb):
         visualised twice: reading its response *before* the ReLU (top row) and *after* it (bottom row).
         Before the ReLU, a strongly *negative* response also counts, so the image may show the filter's
         opposite pattern; after it, only what makes the filter fire survives. The number under each
-        image is the signal reached.
+        image is the signal reached. The optimisation starts from random noise.
         ''')
     nb.code('''
         for name, chosen in ((L_FIRST, first_filters), (L_LAST, last_filters)):
-            before = featurevis.visualize(model, name, chosen, relu="before", preset="handout", seed=0)
-            after = featurevis.visualize(model, name, chosen, relu="after", preset="handout", seed=0)
+            before = featurevis.visualize(model, name, chosen, relu="before", preset="handout", seed=0,
+                                          progress=not FAST, **FEATUREVIS)
+            after = featurevis.visualize(model, name, chosen, relu="after", preset="handout", seed=0,
+                                         progress=not FAST, **FEATUREVIS)
             fig = plot.before_after_relu(before.images, after.images, chosen, layer=name,
                                          before_scores=before.activations, after_scores=after.activations)
             plt.show()
@@ -319,9 +322,12 @@ def build(nb):
         ''', grade_id="fig_featurevis")
     nb.md('''
         What to look for: in the first layer, "before" and "after" images show the same kind of simple
-        pattern (an oriented edge or a colour), possibly with opposite polarity, and both reach a high
-        signal. In the last layer, patterns are complex and spread over the whole image; compare how
-        similar the two rows are and the signals reached.
+        pattern (a colour, an oriented edge or stripes), possibly with opposite polarity. In the last
+        layer, look for images that stayed **gray noise with a signal of 0** after the ReLU: when a
+        filter is negative everywhere on the starting noise, the ReLU outputs 0 *and its gradient is 0*,
+        so gradient ascent cannot even start. How often does that happen in each layer, and why more in
+        one than in the other? (On EfficientNet-Lite0 the ReLU6 also caps the signal at 6, with zero
+        gradient above it.)
 
         ### Your answer (2 of 4 pts)
 
@@ -343,8 +349,11 @@ def build(nb):
         zeroed), and only the few filters whose high-level pattern (a part or object) is present fire,
         in a few places. There the ReLU acts as a gate that selects the evidence the classifier uses,
         and what it removes is mostly "this pattern is absent", which is why the before-ReLU
-        visualisation (driven by |response|) can look unlike the after-ReLU one. (On EfficientNet-Lite0
-        the ReLU6 also clips responses above 6, which affects a small share of first-layer values.)
+        visualisation (driven by |response|) can look unlike the after-ReLU one. It also blocks the
+        gradient: a last-layer filter that is off everywhere on the noise start gets no gradient after
+        the ReLU and its visualisation never leaves the noise (a "dead" unit for this input), whereas
+        first-layer filters are on somewhere in almost any image. (On EfficientNet-Lite0 the ReLU6
+        also clips responses above 6, capping the visualisation's signal at 6.)
         ''')
     nb.md('''
         ## Before you hand in
