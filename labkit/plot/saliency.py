@@ -194,17 +194,24 @@ def plot_sanity(records: Union[Sequence[dict], Mapping[str, Sequence[dict]]], ax
     labels: Sequence[str] = []
     for name, recs in curves.items():
         steps = [r["step"] for r in recs]
-        ax.plot(steps, [r["spearman"] for r in recs], marker="o", label=name)
+        values = [float(r["spearman"]) for r in recs]
+        line, = ax.plot(steps, values, marker="o", label=name)
+        # A map that became constant has no rank correlation (NaN): mark it instead of dropping the point.
+        undefined = [s for s, v in zip(steps, values) if v != v]
+        if undefined:
+            ax.plot(undefined, [0.0] * len(undefined), linestyle="none", marker="x", markersize=9,
+                    color=line.get_color(), label=f"{name}: map constant (no correlation)")
         if len(recs) > len(labels):
             labels = [r["layer"] for r in recs]
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
     ax.axhline(0, color="gray", linewidth=0.8)
-    ax.set_ylim(-0.2, 1.05)
+    finite = [float(r["spearman"]) for recs in curves.values() for r in recs if float(r["spearman"]) == float(r["spearman"])]
+    ax.set_ylim(min([-0.2] + [v - 0.05 for v in finite]), 1.05)
     ax.set_xlabel("randomised down to layer")
     ax.set_ylabel("Spearman rank corr. with original")
-    if len(curves) > 1:
-        ax.legend()
+    if len(curves) > 1 or any(h.get_label().endswith("(no correlation)") for h in ax.lines):
+        ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
     fig.tight_layout()
