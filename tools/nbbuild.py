@@ -26,6 +26,24 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 LAB_NAMES = ["lab1_saliency", "lab2_filters", "lab3_relu", "lab4_quantization", "lab5_circuits"]
 
 
+LABKIT_REPO = "https://github.com/labkit-course/labkit"
+COLAB_SETUP = f'''
+# Google Colab only: fetch and install labkit. Everywhere else (your laptop, JupyterHub, the
+# autograder) this cell does nothing.
+import sys
+
+LABKIT_REPO = "{LABKIT_REPO}"
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    import os
+
+    if not os.path.exists("/content/labkit"):
+        !git clone --depth 1 {LABKIT_REPO} /content/labkit
+    %pip install -q -e /content/labkit
+    sys.path.insert(0, "/content/labkit")
+'''
+
+
 class LabNotebook:
     """Accumulates cells with unique nbgrader grade ids."""
 
@@ -88,6 +106,10 @@ class LabNotebook:
         cell = nbformat.v4.new_markdown_cell(_dedent(source))
         cell.metadata.update(self._meta(grade_id, solution=True, grade=True, locked=False, points=points))
         self.cells.append(cell)
+
+    def colab_setup(self) -> None:
+        """The first code cell of every lab: installs labkit on Colab, does nothing anywhere else."""
+        self.code(COLAB_SETUP, grade_id="colab_setup")
 
     def notebook(self) -> nbformat.NotebookNode:
         nb = nbformat.v4.new_notebook()

@@ -7,21 +7,6 @@ heavier figures (guided backprop, Grad-CAM, SmoothGrad, occlusion at full resolu
 
 TITLE = "Lab 1 - How CNNs see: saliency maps"
 
-COLAB = '''
-# Google Colab only: fetch and install labkit. Everywhere else (your laptop, JupyterHub, the
-# autograder) this cell does nothing.
-import sys
-
-LABKIT_REPO = "https://github.com/labkit-course/labkit"
-IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:
-    import os
-
-    if not os.path.exists("/content/labkit"):
-        !git clone --depth 1 https://github.com/labkit-course/labkit /content/labkit
-    %pip install -q -e /content/labkit
-    sys.path.insert(0, "/content/labkit")
-'''
 
 
 def build(nb):
@@ -61,7 +46,7 @@ def build(nb):
         compare your functions with labkit's reference implementations when your notebook is graded.
         Before you hand in: *Kernel > Restart & Run All*, then check that every cell ran.
         ''')
-    nb.code(COLAB, grade_id="colab_setup")
+    nb.colab_setup()
     nb.md('''
         ## Settings
 

@@ -7,21 +7,6 @@ after the non-linearity, labkit.featurevis the filter visualisations before and 
 
 TITLE = "Lab 3 - ReLU: filter responses before and after the non-linearity"
 
-COLAB = '''
-# Google Colab only: fetch and install labkit. Everywhere else (your laptop, JupyterHub, the
-# autograder) this cell does nothing.
-import sys
-
-LABKIT_REPO = "https://github.com/labkit-course/labkit"
-IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:
-    import os
-
-    if not os.path.exists("/content/labkit"):
-        !git clone --depth 1 https://github.com/labkit-course/labkit /content/labkit
-    %pip install -q -e /content/labkit
-    sys.path.insert(0, "/content/labkit")
-'''
 
 
 def build(nb):
@@ -46,7 +31,7 @@ def build(nb):
         your functions on other inputs when your notebook is graded. Before you hand in:
         *Kernel > Restart & Run All*, then check that every cell ran.
         ''')
-    nb.code(COLAB, grade_id="colab_setup")
+    nb.colab_setup()
     nb.md('''
         ## Settings
 

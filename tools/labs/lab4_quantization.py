@@ -32,24 +32,7 @@ def build(nb):
         and answers only in cells that say `YOUR ANSWER HERE`.
         """
     )
-    nb.code(
-        """
-        # Google Colab only: fetch and install labkit. Everywhere else (your laptop, JupyterHub, the
-        # autograder) this cell does nothing.
-        import sys
-
-        IN_COLAB = "google.colab" in sys.modules
-        LABKIT_REPO = "https://github.com/labkit-course/labkit"
-        if IN_COLAB:
-            import os
-
-            if not os.path.exists("/content/labkit"):
-                !git clone --depth 1 https://github.com/labkit-course/labkit /content/labkit
-            %pip install -q -e /content/labkit
-            sys.path.insert(0, "/content/labkit")
-        """,
-        grade_id="colab_setup",
-    )
+    nb.colab_setup()
     nb.md(
         """
         ## Settings
