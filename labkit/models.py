@@ -10,6 +10,7 @@ import dataclasses
 import os
 import socket
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -119,6 +120,11 @@ def _torchvision_builder(arch: str, enum_name: str) -> Callable[[bool], Tuple[nn
         if path is None or not path.exists():
             if _offline():
                 raise WeightsUnavailableError(_fetch_hint(arch))
+            host = urllib.parse.urlparse(weights.url).hostname
+            try:  # fails at once offline, before torch.hub announces a download that cannot happen
+                socket.getaddrinfo(host, 443)
+            except OSError as err:
+                raise WeightsUnavailableError(_fetch_hint(arch) + f" (cannot reach {host}: {err})") from None
             old = socket.getdefaulttimeout()
             socket.setdefaulttimeout(15)
             try:

@@ -105,3 +105,18 @@ def test_real_predictions_on_a_real_photo(lite0):
     with torch.no_grad():
         top = lite0(x).argmax(1).item()
     assert lite0.labkit.classes[top] == "espresso"
+
+
+def test_unreachable_network_fails_fast_without_a_download_banner(tmp_path, monkeypatch, capsys):
+    import socket
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("LABKIT_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(WeightsUnavailableError, match="cannot reach download.pytorch.org"):
+        load_model("resnet18")
+    assert "Downloading" not in capsys.readouterr().err
+    assert not any(tmp_path.rglob("*.pth")), "no partial weights file is left in the cache"
