@@ -1,22 +1,25 @@
 """One printable-table base for every list of records labkit returns (text in a terminal, HTML in Jupyter)."""
 from __future__ import annotations
 
+import abc
 import html
 from typing import List, Optional
 
 
-class RecordTable(list):
+class RecordTable(list, metaclass=abc.ABCMeta):
     """A list of records that prints as an aligned table.
 
     Subclasses provide ``_head()`` (column titles), ``_cells(row)`` (strings for one row), and
     optionally ``_title()`` (a caption above) and ``_footer()`` (a note below).
     """
 
+    @abc.abstractmethod
     def _head(self) -> List[str]:
-        raise NotImplementedError
+        """Column titles."""
 
+    @abc.abstractmethod
     def _cells(self, row) -> List[str]:
-        raise NotImplementedError
+        """One row's cells as strings, in column order."""
 
     def _title(self) -> Optional[str]:
         return None

@@ -13,6 +13,7 @@ the others) or from given starting images (a photo, or the previous octave's res
 """
 from __future__ import annotations
 
+import abc
 import math
 from typing import List, Optional, Sequence, Tuple
 
@@ -44,20 +45,20 @@ def _rand(gens: Sequence[torch.Generator], shape: Tuple[int, ...]) -> torch.Tens
     return torch.stack([torch.rand(shape, generator=g) for g in gens])
 
 
-class ImageParam:
+class ImageParam(abc.ABC):
     """A batch of images ``[N,3,H,W]`` in ``[0,1]`` made from optimisable tensors."""
 
+    @abc.abstractmethod
     def parameters(self) -> List[torch.Tensor]:
         """The leaf tensors the optimiser updates."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def __call__(self) -> torch.Tensor:
         """The images, ``[N,3,H,W]`` in ``[0,1]``, differentiable w.r.t. :meth:`parameters`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def set_images(self, x01: torch.Tensor) -> None:
         """Re-encode the parameters so that ``self()`` gives ``x01`` (``[N,3,H,W]`` in ``[0,1]``)."""
-        raise NotImplementedError
 
     def project(self) -> None:
         """Called after every optimiser step (e.g. clamp to the valid range)."""
@@ -148,15 +149,15 @@ class FFTImage(ImageParam):
             self.spectrum.copy_(torch.view_as_real(spec) / self.scale)
 
 
-class ParamSpec:
+class ParamSpec(abc.ABC):
     """Builds an :class:`ImageParam` for a batch; returned by :func:`pixel` and :func:`fft`."""
 
     name = "param"
 
+    @abc.abstractmethod
     def build(self, n: int, size: Tuple[int, int], *, gens: Sequence[torch.Generator], model: nn.Module,
               device, init01: Optional[torch.Tensor] = None) -> ImageParam:
         """``n`` images of ``size`` (H, W): from ``init01`` ``[n,3,H,W]`` in ``[0,1]`` if given, else random."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return self.name

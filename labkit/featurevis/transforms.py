@@ -8,6 +8,7 @@ and differentiable: integer shifts with ``torch.roll``, scale and rotation with 
 """
 from __future__ import annotations
 
+import abc
 import math
 from typing import List, Sequence
 
@@ -22,11 +23,12 @@ def _choice(gen: torch.Generator, values: Sequence[float]) -> float:
     return float(values[int(torch.randint(len(values), (1,), generator=gen))])
 
 
-class Transform:
+class Transform(abc.ABC):
     """Base class: ``__call__(x [N,3,H,W], gens) -> [N,3,H',W']``."""
 
+    @abc.abstractmethod
     def __call__(self, x: torch.Tensor, gens: Sequence[torch.Generator]) -> torch.Tensor:
-        raise NotImplementedError
+        """Transform each image of ``x`` with randomness drawn from its own generator in ``gens``."""
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
