@@ -34,10 +34,10 @@ smoke: setup
 	$(VENV)/bin/labkit layers efficientnet_lite0 --conv-only
 
 assignments: setup smoke
-	$(PYTHON) tools/assignments.py all
+	$(PYTHON) -m course all
 
 autograde-demo: setup
-	LABKIT_FAST=1 $(PYTHON) tools/assignments.py autograde-demo
+	LABKIT_FAST=1 $(PYTHON) -m course autograde-demo
 
 # Grade every submitted/<student>/$(LAB)/ in sandboxed kernels, in parallel, then feedback + CSV export
 # (docs/GRADING.md): make autograde LAB=lab1_saliency [WORKERS=4] [COURSE=path/to/course] [AUTOGRADE_ARGS=...]
@@ -45,5 +45,5 @@ WORKERS ?= 1
 COURSE ?= .
 autograde: setup
 	@test -n "$(LAB)" || { echo "usage: make autograde LAB=<lab> [WORKERS=N] [COURSE=dir]"; exit 2; }
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTHON) -m tools.grading.autograde run --lab "$(LAB)" \
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTHON) -m course.grading.autograde run --lab "$(LAB)" \
 	  --workers "$(WORKERS)" --course "$(COURSE)" $(AUTOGRADE_ARGS)

@@ -1,9 +1,9 @@
 """nbgrader configuration for the labkit course (read by every `nbgrader ...` run in this folder).
 
-The course root is the folder holding this file, so a copy of the course (tools/assignments.py's
+The course root is the folder holding this file, so a copy of the course (course/assignments.py's
 autograde demo, the notebook tests) is self-contained. Layout, one folder per lab:
 
-    notebooks/<lab>/<lab>.ipynb        sources (built from tools/labs/<lab>.py; solutions + hidden tests)
+    notebooks/<lab>/<lab>.ipynb        sources (built from course/labs/<lab>.py; solutions + hidden tests)
     release/<lab>/<lab>.ipynb          student version   (`nbgrader generate_assignment`)
     solutions/<lab>/<lab>.ipynb        executed solutions (`nbgrader generate_solution`)
     submitted/<student>/<lab>/...      hand-ins           -> autograded/ -> feedback/

@@ -1,4 +1,4 @@
-"""Autograding real, broken and hostile submissions: tools/grading (sandbox, integrity, driver).
+"""Autograding real, broken and hostile submissions: course/grading (sandbox, integrity, driver).
 
 The zoo of submissions is built here from a real lab: its source notebook is trimmed to the cells up to the
 first autograded test (plus one written answer) so a kernel needs seconds, released with nbgrader in a scratch
@@ -29,7 +29,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools.grading import autograde, integrity, preprocessors, sandbox  # noqa: E402
+from course.grading import autograde, integrity, preprocessors, sandbox  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the grading sandbox is Linux-only")
 
@@ -262,7 +262,7 @@ def test_plan_mounts_covers_roots_once_and_puts_kept_paths_back_shallow_first(tm
 
 def test_kernel_env_keeps_course_settings_and_drops_secrets():
     env = sandbox.kernel_env({"PATH": "/bin", "LABKIT_FAST": "1", "AWS_SECRET_ACCESS_KEY": "x", "GITHUB_TOKEN": "y",
-                              "SSH_AUTH_SOCK": "/s", "OMP_NUM_THREADS": "8", "PYTHONPATH": "/work/main/tools"},
+                              "SSH_AUTH_SOCK": "/s", "OMP_NUM_THREADS": "8", "PYTHONPATH": "/work/main/course"},
                              {"HOME": "/h", "OMP_NUM_THREADS": "1"})
     assert env == {"PATH": "/bin", "LABKIT_FAST": "1", "OMP_NUM_THREADS": "1", "HOME": "/h"}
 
@@ -347,7 +347,7 @@ def test_sandbox_hides_course_and_other_students_and_cuts_the_network(tmp_path, 
     port = server.getsockname()[1]
     targets = {"gradebook": str(tmp_path / "course" / "gradebook.db"),
                "other_student": str(tmp_path / "scratch" / "students" / "s2" / "other.txt"),
-               "tools": str(ROOT / "tools" / "assignments.py"), "git": str(ROOT / ".git" / "HEAD"),
+               "tools": str(ROOT / "course" / "assignments.py"), "git": str(ROOT / ".git" / "HEAD"),
                "labkit": str(ROOT / "labkit" / "__init__.py"), "shadow": "/etc/shadow"}
     try:
         proc, scratch, _ = _run_sandboxed(tmp_path, mode, [SANDBOX_PROBE, json.dumps(targets), str(port)])
@@ -552,7 +552,7 @@ def zoo_run(course):
     port = server.getsockname()[1]
     root, lab = course["root"], course["lab"]
     secrets = [root / "notebooks" / lab / f"{lab}.ipynb", root / "gradebook.db", root / "nbgrader_config.py",
-               ROOT / "tools" / "labs" / f"{lab}.py", ROOT / "tools" / "assignments.py", ROOT / ".git" / "HEAD",
+               ROOT / "course" / "labs" / f"{lab}.py", ROOT / "course" / "assignments.py", ROOT / ".git" / "HEAD",
                root / "submitted" / "alice_correct" / lab / f"{lab}.ipynb"]
     zoo = build_zoo(course, secrets, port)
     assert set(zoo) == set(EXPECTED)
@@ -705,7 +705,7 @@ def test_a_killed_driver_leaves_earlier_grades_intact_and_no_kernels_behind(cour
     before = {s: autograde.scores(_db(course), lab, s)["cells"] for s in EXPECTED}
     results = settings.out / "results"
     stamp = {s: json.loads((results / f"{s}.json").read_text())["merged_at"] for s in EXPECTED}
-    cmd = [sys.executable, "-m", "tools.grading.autograde", "run", "--lab", lab, "--course", str(root),
+    cmd = [sys.executable, "-m", "course.grading.autograde", "run", "--lab", lab, "--course", str(root),
            "--student", "ben_invalid_json", "--student", "cara_empty", "--student", "alice_correct",
            "--workers", "1", "--cell-timeout", str(CELL_TIMEOUT), "--quiet"]
     driver = subprocess.Popen(cmd, cwd=str(ROOT), env=_env_with_venv(), stdout=subprocess.PIPE,

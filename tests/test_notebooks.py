@@ -4,9 +4,9 @@ Every lab found in ``notebooks/<lab>/<lab>.ipynb`` is checked (parametrised at c
 
 * Static checks (fast): nbgrader cell metadata (unique grade ids, solution delimiters, points,
   locked test cells, nbgrader's own CheckCellMetadata), no outputs in the sources, sources up to
-  date with ``tools/labs/<lab>.py``, the question map / points headings, the settings and Colab cells.
+  date with ``course/labs/<lab>.py``, the question map / points headings, the settings and Colab cells.
 * The pipeline, built ONCE per session in a temporary copy of the course (``course`` fixture), with
-  the real ``nbgrader`` commands that ``tools/assignments.py`` runs: ``generate_assignment`` ->
+  the real ``nbgrader`` commands that ``course/assignments.py`` runs: ``generate_assignment`` ->
   ``generate_solution`` -> two hand-ins (alice: the solutions; bob: the untouched release) ->
   ``autograde`` -> ``generate_feedback`` -> ``export``. Each notebook is executed by ``autograde``
   (nbclient with a per-cell timeout, ``LABKIT_FAST=1``, this Python's kernel), twice per lab: alice's
@@ -36,14 +36,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_assignments():
-    spec = importlib.util.spec_from_file_location("labkit_assignments", ROOT / "tools" / "assignments.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-A = _load_assignments()
+from course import assignments as A  # noqa: E402
 LABS = A.lab_names(ROOT)
 if os.environ.get("LABKIT_TEST_LABS"):  # e.g. LABKIT_TEST_LABS=lab1_saliency,lab3_relu while working on two labs
     LABS = [lab for lab in LABS if lab in os.environ["LABKIT_TEST_LABS"].split(",")]
@@ -118,11 +111,11 @@ def test_source_has_no_outputs(lab):
 
 @pytest.mark.parametrize("lab", LABS)
 def test_source_is_built_from_its_lab_script(lab):
-    if not (ROOT / "tools" / "labs" / f"{lab}.py").is_file():
-        pytest.skip(f"no tools/labs/{lab}.py")
+    if not (ROOT / "course" / "labs" / f"{lab}.py").is_file():
+        pytest.skip(f"no course/labs/{lab}.py")
     assert A.build_in_memory(lab) == _source(lab), (
-        f"notebooks/{lab}/{lab}.ipynb differs from what tools/labs/{lab}.py builds: "
-        f"run `python tools/nbbuild.py {lab}`")
+        f"notebooks/{lab}/{lab}.ipynb differs from what course/labs/{lab}.py builds: "
+        f"run `python -m course build {lab}`")
 
 
 @pytest.mark.parametrize("lab", LABS)

@@ -1,8 +1,8 @@
 """Start one command (a student's Jupyter kernel) in a sandbox, using only what Linux gives.
 
-    python tools/grading/sandbox.py --config SANDBOX.json -- python -m ipykernel_launcher -f CONN.json
+    python course/grading/sandbox.py --config SANDBOX.json -- python -m ipykernel_launcher -f CONN.json
 
-The grading kernel spec (written by ``tools/grading/autograde.py`` for each submission) puts this
+The grading kernel spec (written by ``course/grading/autograde.py`` for each submission) puts this
 launcher in front of ipykernel, so the student's code never runs with the grader's view of the machine:
 
 * **mount namespace**: every directory in ``hide`` (the course root, the repository, the grading

@@ -1,11 +1,11 @@
 """Grade every submission of one lab safely, in parallel, and produce feedback, a CSV export and a report.
 
-    python -m tools.grading.autograde run --lab LAB [--workers N] [--course DIR]     # what `make autograde` runs
-    python -m tools.grading.autograde prepare --lab LAB [--scratch DIR]              # probe + template (clusters)
-    python -m tools.grading.autograde grade --lab LAB --student S [--scratch DIR]    # one student, no merge (clusters)
-    python -m tools.grading.autograde merge --lab LAB [--scratch DIR]                # merge graded scratch copies
-    python -m tools.grading.autograde finish --lab LAB                               # feedback + export + table
-    python -m tools.grading.autograde probe [--course DIR]                           # what the sandbox hides
+    python -m course.grading.autograde run --lab LAB [--workers N] [--course DIR]     # what `make autograde` runs
+    python -m course.grading.autograde prepare --lab LAB [--scratch DIR]              # probe + template (clusters)
+    python -m course.grading.autograde grade --lab LAB --student S [--scratch DIR]    # one student, no merge (clusters)
+    python -m course.grading.autograde merge --lab LAB [--scratch DIR]                # merge graded scratch copies
+    python -m course.grading.autograde finish --lab LAB                               # feedback + export + table
+    python -m course.grading.autograde probe [--course DIR]                           # what the sandbox hides
 
 How one submission is graded (docs/GRADING.md has the threat model):
 
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
-import importlib.util
 import json
 import os
 import pwd
@@ -50,10 +49,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
-if __package__ in (None, ""):  # run as a script: make `tools.grading` importable
-    sys.path.insert(0, str(ROOT))
-
-from tools.grading import integrity, sandbox  # noqa: E402
+from course.grading import integrity, sandbox
 
 SANDBOX_KERNEL = "labkit-sandbox"
 STRONG_MODES = ("namespaces", "userns")
@@ -115,14 +111,13 @@ class Settings:
 
 
 def _assignments_module():
-    spec = importlib.util.spec_from_file_location("labkit_assignments", ROOT / "tools" / "assignments.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from course import assignments
+
+    return assignments
 
 
 def base_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """Environment for nbgrader processes: the course pipeline's (tools/assignments.py), the venv first on PATH
+    """Environment for nbgrader processes: the course pipeline's (course/assignments.py), the venv first on PATH
     (nbgrader's gradebook calls the ``alembic`` command)."""
     try:
         env = _assignments_module().kernel_env()
@@ -182,7 +177,7 @@ def notebook_names(db_url: str, lab: str) -> List[str]:
         except MissingEntry:
             known = ", ".join(a.name for a in gb.assignments) or "none"
             raise GradingError(f"the gradebook has no assignment {lab!r} (assignments: {known}); release it first: "
-                               f"python tools/assignments.py release {lab}") from None
+                               f"python course/assignments.py release {lab}") from None
 
 
 def _lock(settings: Settings):
@@ -287,10 +282,10 @@ def scratch_config(course: Path, scratch: Path, settings: Settings) -> str:
     text = (Path(course) / "nbgrader_config.py").read_text()
     return text + f'''
 
-# ---- appended by tools/grading/autograde.py: a per-submission scratch course ----
+# ---- appended by course/grading/autograde.py: a per-submission scratch course ----
 import sys as _grading_sys
 _grading_sys.path.insert(0, {str(ROOT)!r})
-from tools.grading.preprocessors import autograde_preprocessors as _grading_steps
+from course.grading.preprocessors import autograde_preprocessors as _grading_steps
 c.CourseDirectory.root = {str(scratch)!r}
 c.CourseDirectory.db_url = {"sqlite:///" + str(scratch / "gradebook.db")!r}
 c.Autograde.autograde_preprocessors = _grading_steps()
@@ -802,7 +797,7 @@ def probe(settings: Settings, course_url: Optional[str] = None, timeout: int = 1
     (scratch / "work").mkdir()
     course = settings.course
     secret_paths = [course / "nbgrader_config.py", course / "notebooks", course / "solutions",
-                    settings.course / "submitted", settings.scratch, ROOT / "tools", ROOT / ".git", settings.out]
+                    settings.course / "submitted", settings.scratch, ROOT / "course", ROOT / ".git", settings.out]
     if course_url:
         secret_paths.append(db_path(course_url))
     paths = [str(p) for p in secret_paths if p.exists()]
@@ -824,7 +819,7 @@ def probe(settings: Settings, course_url: Optional[str] = None, timeout: int = 1
                         "JUPYTER_DATA_DIR": str(scratch / "jupyter-data"), "PYTHONPATH": str(ROOT)})
         cmd = [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute", "--output", "probe.out.ipynb",
                f"--ExecutePreprocessor.kernel_name={SANDBOX_KERNEL}", "--ExecutePreprocessor.timeout=120",
-               "--ExecutePreprocessor.kernel_manager_class=tools.grading.preprocessors.IPCKernelManager",
+               "--ExecutePreprocessor.kernel_manager_class=course.grading.preprocessors.IPCKernelManager",
                str(nb_path)]
         rc, timed_out = run_limited(cmd, cwd=scratch / "work", env=env, timeout=timeout, log=scratch / "probe.log")
         kill_sandboxes(scratch / "state")

@@ -1,9 +1,9 @@
 """The nbgrader pipeline behind `make assignments` and `make autograde-demo`.
 
-    python tools/assignments.py build [LAB ...]           notebooks/ from tools/labs/ (--check: only compare)
-    python tools/assignments.py release [LAB ...]         build, then release/<lab>/ (nbgrader generate_assignment)
-    python tools/assignments.py all [LAB ...]             release, then solutions/<lab>/ executed + .html
-    python tools/assignments.py autograde-demo [LAB ...]  a fake class graded end to end in build/autograde-demo/
+    python -m course build [LAB ...]           notebooks/ from course/labs/ (--check: only compare)
+    python -m course release [LAB ...]         build, then release/<lab>/ (nbgrader generate_assignment)
+    python -m course all [LAB ...]             release, then solutions/<lab>/ executed + .html
+    python -m course autograde-demo [LAB ...]  a fake class graded end to end in build/autograde-demo/
 
 Every step calls nbgrader itself (``python -m nbgrader ...`` in the course root, configured by
 ``nbgrader_config.py``), so what runs here is what an instructor runs by hand. Solutions are
@@ -30,7 +30,6 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ROOT / "tools"
 SOURCE_DIR = "notebooks"
 RELEASE_DIR = "release"
 SOLUTION_DIR = "solutions"
@@ -49,14 +48,13 @@ class PipelineError(RuntimeError):
 
 
 def _nbbuild():
-    spec = importlib.util.spec_from_file_location("labkit_nbbuild", TOOLS / "nbbuild.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from course import nbbuild
+
+    return nbbuild
 
 
 def lab_scripts() -> List[str]:
-    """Labs with a build script in tools/labs/ (course order first, then any others)."""
+    """Labs with a build script in course/labs/ (course order first, then any others)."""
     nbbuild = _nbbuild()
     found = sorted(p.stem for p in nbbuild.LABS_DIR.glob("*.py") if not p.stem.startswith("_"))
     return [n for n in nbbuild.LAB_NAMES if n in found] + [n for n in found if n not in nbbuild.LAB_NAMES]
@@ -150,7 +148,7 @@ def hidden_test_regions(nb: nbformat.NotebookNode) -> List[str]:
 
 
 def build_notebooks(labs: Sequence[str] = (), *, check: bool = False, course: Path = ROOT) -> List[str]:
-    """Regenerate ``notebooks/<lab>/<lab>.ipynb`` from ``tools/labs/<lab>.py``.
+    """Regenerate ``notebooks/<lab>/<lab>.ipynb`` from ``course/labs/<lab>.py``.
 
     With ``check=True`` nothing is written; returns the labs whose committed notebook differs
     from what its script builds (empty = up to date).
@@ -161,7 +159,7 @@ def build_notebooks(labs: Sequence[str] = (), *, check: bool = False, course: Pa
     for name in names:
         if not check:
             nbbuild.build_lab(name)
-            print(f"  built   {SOURCE_DIR}/{name}/{name}.ipynb from tools/labs/{name}.py", flush=True)
+            print(f"  built   {SOURCE_DIR}/{name}/{name}.ipynb from course/labs/{name}.py", flush=True)
             continue
         built = build_in_memory(name)
         path = Path(course) / SOURCE_DIR / name / f"{name}.ipynb"
@@ -171,7 +169,7 @@ def build_notebooks(labs: Sequence[str] = (), *, check: bool = False, course: Pa
 
 
 def build_in_memory(name: str) -> nbformat.NotebookNode:
-    """The notebook ``tools/labs/<name>.py`` builds, without writing it (normalised like a read)."""
+    """The notebook ``course/labs/<name>.py`` builds, without writing it (normalised like a read)."""
     nbbuild = _nbbuild()
     script = nbbuild.LABS_DIR / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"labkit_lab_{name}", script)
@@ -317,8 +315,8 @@ def print_grade_table(rows: Iterable[Dict]) -> None:
 
 
 def run_release(labs: Sequence[str], course: Path = ROOT) -> List[str]:
-    """Rebuild the sources from tools/labs/, then release every (or each named) lab."""
-    print(f"Source notebooks ({SOURCE_DIR}/) from tools/labs/:", flush=True)
+    """Rebuild the sources from course/labs/, then release every (or each named) lab."""
+    print(f"Source notebooks ({SOURCE_DIR}/) from course/labs/:", flush=True)
     build_notebooks()
     labs = _pick(labs, course)
     for lab in labs:
@@ -386,9 +384,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.check:
                 stale = build_notebooks(args.labs, check=True)
                 if stale:
-                    print(f"Out of date (run `python tools/nbbuild.py {' '.join(stale)}`): {', '.join(stale)}")
+                    print(f"Out of date (run `python -m course build {' '.join(stale)}`): {', '.join(stale)}")
                     return 1
-                print("Source notebooks are up to date with tools/labs/.")
+                print("Source notebooks are up to date with course/labs/.")
             else:
                 build_notebooks(args.labs)
         elif args.command == "release":

@@ -1,7 +1,7 @@
-"""Build nbgrader source notebooks from plain Python lab scripts (`tools/labs/<lab>.py`).
+"""Build nbgrader source notebooks from plain Python lab scripts (`course/labs/<lab>.py`).
 
 Why: .ipynb JSON is hard to review and edit; the lab scripts are readable and diffable, and
-`python tools/nbbuild.py` regenerates `notebooks/<lab>/<lab>.ipynb` (the nbgrader sources,
+`python -m course build` regenerates `notebooks/<lab>/<lab>.ipynb` (the nbgrader sources,
 committed, without outputs). Each lab script defines ``build(nb: LabNotebook) -> None``.
 
 Cell kinds (nbgrader metadata, schema 3):
@@ -21,7 +21,7 @@ from typing import List, Optional
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-LABS_DIR = ROOT / "tools" / "labs"
+LABS_DIR = ROOT / "course" / "labs"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 LAB_NAMES = ["lab1_saliency", "lab2_filters", "lab3_relu", "lab4_quantization", "lab5_circuits"]
 
@@ -114,7 +114,7 @@ class LabNotebook:
     def notebook(self) -> nbformat.NotebookNode:
         nb = nbformat.v4.new_notebook()
         # Deterministic cell ids (nbformat draws random ones): rebuilding an unchanged lab gives the
-        # same file, so git diffs stay clean and `tools/assignments.py build --check` can compare.
+        # same file, so git diffs stay clean and `course/assignments.py build --check` can compare.
         for i, cell in enumerate(self.cells):
             gid = cell.metadata.get("nbgrader", {}).get("grade_id")
             cell.id = (gid or f"cell-{i:03d}").replace(".", "-")[:64]
@@ -134,7 +134,7 @@ def _dedent(source: str) -> str:
 
 
 def build_lab(name: str) -> Path:
-    """Run ``tools/labs/<name>.py`` and write ``notebooks/<name>/<name>.ipynb``."""
+    """Run ``course/labs/<name>.py`` and write ``notebooks/<name>/<name>.ipynb``."""
     script = LABS_DIR / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"labkit_lab_{name}", script)
     module = importlib.util.module_from_spec(spec)
