@@ -7,6 +7,7 @@ one registry, and each entry knows its own preprocessing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import socket
 import sys
@@ -66,11 +67,28 @@ class _Entry:
     description: str = ""
 
 
-def imagenet_class_names() -> List[str]:
-    """The 1000 ImageNet class names, offline (torchvision ships them in its weights metadata)."""
+@functools.lru_cache(maxsize=1)
+def _imagenet_class_names() -> Tuple[str, ...]:
     from torchvision.models import VGG16_Weights
 
-    return list(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
+    return tuple(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def imagenet_class_names() -> List[str]:
+    """The 1000 ImageNet-1k class names in index order, offline (from torchvision's weights metadata).
+
+    The one class list of labkit: every model's ``model.labkit.classes`` is this list.
+    """
+    return list(_imagenet_class_names())
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's first parameter (else first buffer; a module with neither: CPU)."""
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
 
 
 # --------------------------------------------------------------------------- torchvision models
