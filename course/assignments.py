@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import os
 import re
 import shutil
@@ -54,10 +53,8 @@ def _nbbuild():
 
 
 def lab_scripts() -> List[str]:
-    """Labs with a build script in course/labs/ (course order first, then any others)."""
-    nbbuild = _nbbuild()
-    found = sorted(p.stem for p in nbbuild.LABS_DIR.glob("*.py") if not p.stem.startswith("_"))
-    return [n for n in nbbuild.LAB_NAMES if n in found] + [n for n in found if n not in nbbuild.LAB_NAMES]
+    """Labs with a source in course/labs/ (``course/labs/*.py``, sorted)."""
+    return _nbbuild().lab_names()
 
 
 def lab_names(course: Path = ROOT) -> List[str]:
@@ -147,37 +144,25 @@ def hidden_test_regions(nb: nbformat.NotebookNode) -> List[str]:
 # --------------------------------------------------------------------------- steps
 
 
-def build_notebooks(labs: Sequence[str] = (), *, check: bool = False, course: Path = ROOT) -> List[str]:
-    """Regenerate ``notebooks/<lab>/<lab>.ipynb`` from ``course/labs/<lab>.py``.
+def build_notebooks(labs: Sequence[str] = (), *, check: bool = False) -> List[str]:
+    """Regenerate ``notebooks/<lab>/<lab>.ipynb`` from the jupytext script ``course/labs/<lab>.py``.
 
     With ``check=True`` nothing is written; returns the labs whose committed notebook differs
-    from what its script builds (empty = up to date).
+    from what its source builds (empty = up to date).
     """
     nbbuild = _nbbuild()
     names = list(labs) or lab_scripts()
-    stale = []
+    if check:
+        return nbbuild.stale_labs(names)
     for name in names:
-        if not check:
-            nbbuild.build_lab(name)
-            print(f"  built   {SOURCE_DIR}/{name}/{name}.ipynb from course/labs/{name}.py", flush=True)
-            continue
-        built = build_in_memory(name)
-        path = Path(course) / SOURCE_DIR / name / f"{name}.ipynb"
-        if not path.is_file() or nbformat.read(str(path), as_version=4) != built:
-            stale.append(name)
-    return stale
+        nbbuild.build_lab(name)
+        print(f"  built   {SOURCE_DIR}/{name}/{name}.ipynb from course/labs/{name}.py", flush=True)
+    return []
 
 
 def build_in_memory(name: str) -> nbformat.NotebookNode:
     """The notebook ``course/labs/<name>.py`` builds, without writing it (normalised like a read)."""
-    nbbuild = _nbbuild()
-    script = nbbuild.LABS_DIR / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"labkit_lab_{name}", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    lab = nbbuild.LabNotebook(name, module.TITLE)
-    module.build(lab)
-    return nbformat.reads(nbformat.writes(lab.notebook()), as_version=4)
+    return _nbbuild().read_lab(name)
 
 
 def generate_release(course: Path, lab: str = "*") -> None:

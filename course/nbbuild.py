@@ -1,30 +1,50 @@
-"""Build nbgrader source notebooks from plain Python lab scripts (`course/labs/<lab>.py`).
+"""Build the nbgrader source notebooks from the lab sources, jupytext percent scripts.
 
-Why: .ipynb JSON is hard to review and edit; the lab scripts are readable and diffable, and
-`python -m course build` regenerates `notebooks/<lab>/<lab>.ipynb` (the nbgrader sources,
-committed, without outputs). Each lab script defines ``build(nb: LabNotebook) -> None``.
+Each lab is one script, ``course/labs/<lab>.py``, in jupytext's percent format: plain Python that
+editors, linters and duplicate-code checks read, with ``# %%`` cell headers. ``python -m course
+build`` turns every script into ``notebooks/<lab>/<lab>.ipynb`` (the nbgrader source notebook,
+committed, without outputs); ``python -m course build --check`` only compares.
 
-Cell kinds (nbgrader metadata, schema 3):
-- ``md`` / ``code``: read-only, locked cells (students cannot break them).
-- ``solution``: code the student writes, with ``### BEGIN SOLUTION`` / ``### END SOLUTION``.
-- ``tests``: autograded test cell worth ``points``; may contain ``### BEGIN HIDDEN TESTS``.
-- ``answer``: manually graded written answer (markdown) worth ``points``.
-- ``free``: an unlocked, ungraded code cell (settings, scratch).
+The script starts with a jupytext YAML header holding the lab's title::
+
+    # ---
+    # jupyter:
+    #   labkit:
+    #     title: 'Lab 3 - ReLU: ...'
+    # ---
+
+Cell headers (``key=value`` pairs in jupytext's syntax) and the nbgrader metadata (schema 3)
+each becomes:
+
+=====================================================  ==========================================
+``# %% [markdown]``                                    locked markdown cell
+``# %%``                                               locked code cell
+``# %% kind="free" tags=["parameters"]``               unlocked, ungraded code (settings, scratch)
+``# %% kind="solution" id="vanilla_saliency"``         student code, ``### BEGIN/END SOLUTION``
+``# %% kind="tests" id="test_vanilla" points=1``       autograded test cell (may hold hidden tests)
+``# %% [markdown] kind="answer" id="answer_1a" points=2``  written answer, graded by hand
+``# %% kind="shared" id="colab_setup"``                locked code cell whose body is filled in
+                                                       here, the same for every lab (``SHARED``)
+=====================================================  ==========================================
+
+``id`` is the nbgrader ``grade_id`` and the cell id; locked cells without one get
+``md_NNN``/``code_NNN`` (NNN: the cell's position), free cells the cell id ``cell-NNN``, so an
+unchanged script always gives the same notebook, byte for byte. ``tags`` may be given on locked
+and free code cells. IPython magics (``%matplotlib inline``, ``!git ...``) are written commented
+out (``# %matplotlib inline``), the way jupytext writes them, so the script stays valid Python.
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS_DIR = ROOT / "course" / "labs"
 NOTEBOOKS_DIR = ROOT / "notebooks"
-LAB_NAMES = ["lab1_saliency", "lab2_filters", "lab3_relu", "lab4_quantization", "lab5_circuits"]
-
+SOURCE_FORMAT = "py:percent"
 
 LABKIT_REPO = "https://github.com/labkit-course/labkit"
 COLAB_SETUP = f'''
@@ -41,118 +61,148 @@ if IN_COLAB:
         !git clone --depth 1 {LABKIT_REPO} /content/labkit
     %pip install -q -e /content/labkit
     sys.path.insert(0, "/content/labkit")
-'''
+'''.strip("\n")
+
+# The bodies of ``kind="shared"`` cells, by id: one text for every lab.
+SHARED: Dict[str, str] = {"colab_setup": COLAB_SETUP}
+
+KINDS = ("locked", "free", "solution", "tests", "answer", "shared")
+_HEADER_KEYS = {"kind", "id", "points", "tags"}
+_JUPYTEXT_KEYS = {"lines_to_next_cell", "title"}  # layout hints jupytext adds on reading
 
 
-class LabNotebook:
-    """Accumulates cells with unique nbgrader grade ids."""
-
-    def __init__(self, name: str, title: str):
-        self.name = name
-        self.title = title
-        self.cells: List[nbformat.NotebookNode] = []
-        self._ids: set = set()
-        self.points = 0.0
-
-    def _meta(self, grade_id: str, *, solution: bool, grade: bool, locked: bool, points: Optional[float] = None):
-        if grade_id in self._ids:
-            raise ValueError(f"duplicate grade_id {grade_id!r} in {self.name}")
-        self._ids.add(grade_id)
-        meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3,
-                "solution": solution, "task": False}
-        if points is not None:
-            meta["points"] = points
-            self.points += points
-        return {"nbgrader": meta}
-
-    def _auto_id(self, prefix: str) -> str:
-        return f"{prefix}_{len(self.cells):03d}"
-
-    def md(self, source: str, grade_id: Optional[str] = None) -> None:
-        cell = nbformat.v4.new_markdown_cell(_dedent(source))
-        cell.metadata.update(self._meta(grade_id or self._auto_id("md"), solution=False, grade=False, locked=True))
-        cell.metadata.update({"editable": False, "deletable": False})
-        self.cells.append(cell)
-
-    def code(self, source: str, grade_id: Optional[str] = None, tags: Optional[list] = None) -> None:
-        cell = nbformat.v4.new_code_cell(_dedent(source))
-        cell.metadata.update(self._meta(grade_id or self._auto_id("code"), solution=False, grade=False, locked=True))
-        cell.metadata.update({"editable": False, "deletable": False})
-        if tags:
-            cell.metadata["tags"] = list(tags)
-        self.cells.append(cell)
-
-    def free(self, source: str, grade_id: Optional[str] = None, tags: Optional[list] = None) -> None:
-        cell = nbformat.v4.new_code_cell(_dedent(source))
-        if tags:
-            cell.metadata["tags"] = list(tags)
-        self.cells.append(cell)
-
-    def solution(self, source: str, grade_id: str) -> None:
-        src = _dedent(source)
-        if "### BEGIN SOLUTION" not in src:
-            raise ValueError(f"solution cell {grade_id} needs ### BEGIN SOLUTION / ### END SOLUTION")
-        cell = nbformat.v4.new_code_cell(src)
-        cell.metadata.update(self._meta(grade_id, solution=True, grade=False, locked=False))
-        self.cells.append(cell)
-
-    def tests(self, source: str, grade_id: str, points: float) -> None:
-        cell = nbformat.v4.new_code_cell(_dedent(source))
-        cell.metadata.update(self._meta(grade_id, solution=False, grade=True, locked=True, points=points))
-        cell.metadata.update({"editable": False, "deletable": False})
-        self.cells.append(cell)
-
-    def answer(self, grade_id: str, points: float, source: str = "YOUR ANSWER HERE") -> None:
-        cell = nbformat.v4.new_markdown_cell(_dedent(source))
-        cell.metadata.update(self._meta(grade_id, solution=True, grade=True, locked=False, points=points))
-        self.cells.append(cell)
-
-    def colab_setup(self) -> None:
-        """The first code cell of every lab: installs labkit on Colab, does nothing anywhere else."""
-        self.code(COLAB_SETUP, grade_id="colab_setup")
-
-    def notebook(self) -> nbformat.NotebookNode:
-        nb = nbformat.v4.new_notebook()
-        # Deterministic cell ids (nbformat draws random ones): rebuilding an unchanged lab gives the
-        # same file, so git diffs stay clean and `course/assignments.py build --check` can compare.
-        for i, cell in enumerate(self.cells):
-            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-            cell.id = (gid or f"cell-{i:03d}").replace(".", "-")[:64]
-        nb.cells = self.cells
-        nb.metadata.update({
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-            "labkit": {"lab": self.name, "title": self.title, "points": self.points},
-        })
-        return nb
+class LabSourceError(ValueError):
+    """A lab source breaks the cell-header convention; the message names the lab and the cell."""
 
 
-def _dedent(source: str) -> str:
-    import textwrap
+def lab_names() -> List[str]:
+    """Every lab: ``course/labs/*.py`` (not ``_*.py``), in sorted order."""
+    return sorted(p.stem for p in LABS_DIR.glob("*.py") if not p.stem.startswith("_"))
 
-    return textwrap.dedent(source).strip("\n")
+
+def lab_path(name: str) -> Path:
+    """``course/labs/<name>.py``; raises naming the labs there if it is missing."""
+    path = LABS_DIR / f"{name}.py"
+    if not path.is_file():
+        raise LabSourceError(f"no lab source {path.relative_to(ROOT)}; labs: {', '.join(lab_names()) or 'none'}")
+    return path
+
+
+def notebook_path(name: str) -> Path:
+    """``notebooks/<name>/<name>.ipynb``."""
+    return NOTEBOOKS_DIR / name / f"{name}.ipynb"
+
+
+def _nbgrader(grade_id: str, *, solution: bool, grade: bool, locked: bool,
+              points: Optional[float] = None) -> dict:
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3,
+            "solution": solution, "task": False}
+    if points is not None:
+        meta["points"] = points
+    return meta
+
+
+def _cell(index: int, cell, lab: str) -> nbformat.NotebookNode:
+    """One jupytext cell (its header in ``cell.metadata``) -> the nbgrader cell."""
+    header = dict(cell.metadata)
+    unknown = set(header) - _HEADER_KEYS - _JUPYTEXT_KEYS
+    where = f"{lab}: cell {index} ({cell.cell_type}, {cell.source[:40]!r})"
+    if unknown:
+        raise LabSourceError(f"{where}: unknown header key(s) {sorted(unknown)}; valid: {sorted(_HEADER_KEYS)}")
+    kind = header.get("kind", "locked")
+    if kind not in KINDS:
+        raise LabSourceError(f"{where}: kind={kind!r}; valid kinds: {', '.join(KINDS)}")
+    markdown = cell.cell_type == "markdown"
+    allowed = ("locked", "answer") if markdown else ("locked", "free", "solution", "tests", "shared")
+    if kind not in allowed:
+        raise LabSourceError(f"{where}: a {cell.cell_type} cell's kind is one of {', '.join(allowed)}, not {kind!r}")
+    grade_id, points, tags = header.get("id"), header.get("points"), header.get("tags")
+    if kind in ("solution", "tests", "answer", "shared") and not grade_id:
+        raise LabSourceError(f"{where}: kind={kind!r} needs id=\"...\"")
+    if (points is not None) != (kind in ("tests", "answer")):
+        raise LabSourceError(f"{where}: points= goes on (and only on) kind=\"tests\" and kind=\"answer\" cells")
+    if tags is not None and (markdown or kind not in ("locked", "free")):
+        raise LabSourceError(f"{where}: tags= goes on locked or free code cells only")
+
+    source = cell.source
+    if kind == "shared":
+        if grade_id not in SHARED:
+            raise LabSourceError(f"{where}: no shared cell {grade_id!r}; shared cells: {', '.join(SHARED)}")
+        if source.strip():
+            raise LabSourceError(f"{where}: a shared cell's body comes from course/nbbuild.py; leave it empty")
+        source = SHARED[grade_id]
+    if kind == "solution" and "### BEGIN SOLUTION" not in source:
+        raise LabSourceError(f"{where}: a solution cell needs ### BEGIN SOLUTION / ### END SOLUTION")
+
+    out = nbformat.v4.new_markdown_cell(source) if markdown else nbformat.v4.new_code_cell(source)
+    if kind == "free":
+        out.id = f"cell-{index:03d}"
+    else:
+        if kind in ("locked", "shared"):
+            gid = grade_id or f"{'md' if markdown else 'code'}_{index:03d}"
+            out.metadata["nbgrader"] = _nbgrader(gid, solution=False, grade=False, locked=True)
+        elif kind == "solution":
+            out.metadata["nbgrader"] = _nbgrader(grade_id, solution=True, grade=False, locked=False)
+        elif kind == "tests":
+            out.metadata["nbgrader"] = _nbgrader(grade_id, solution=False, grade=True, locked=True, points=points)
+        else:  # answer
+            out.metadata["nbgrader"] = _nbgrader(grade_id, solution=True, grade=True, locked=False, points=points)
+        if out.metadata["nbgrader"]["locked"]:
+            out.metadata.update({"editable": False, "deletable": False})
+        out.id = out.metadata["nbgrader"]["grade_id"].replace(".", "-")[:64]
+    if tags:
+        out.metadata["tags"] = list(tags)
+    return out
+
+
+def read_lab(name: str) -> nbformat.NotebookNode:
+    """The nbgrader source notebook that ``course/labs/<name>.py`` describes (nothing written)."""
+    import jupytext
+
+    path = lab_path(name)
+    text = jupytext.reads(path.read_text(encoding="utf-8"), fmt=SOURCE_FORMAT)
+    title = (text.metadata.get("labkit") or {}).get("title")
+    if not title:
+        raise LabSourceError(f"{name}: the jupytext header needs `labkit: {{title: ...}}`")
+    cells = [_cell(i, c, name) for i, c in enumerate(text.cells)]
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in cells if "nbgrader" in c.metadata]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise LabSourceError(f"{name}: grade ids used twice: {dup}")
+    points = sum((c.metadata["nbgrader"].get("points", 0) for c in cells if "nbgrader" in c.metadata), 0.0)
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata.update({
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+        "labkit": {"lab": name, "title": title, "points": points},
+    })
+    nbformat.validate(nb)
+    return nbformat.reads(nbformat.writes(nb), as_version=4)  # normalised as a read-back file is
 
 
 def build_lab(name: str) -> Path:
-    """Run ``course/labs/<name>.py`` and write ``notebooks/<name>/<name>.ipynb``."""
-    script = LABS_DIR / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"labkit_lab_{name}", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    nb = LabNotebook(name, module.TITLE)
-    module.build(nb)
-    out = NOTEBOOKS_DIR / name / f"{name}.ipynb"
+    """Write ``notebooks/<name>/<name>.ipynb`` from ``course/labs/<name>.py``; returns its path."""
+    notebook = read_lab(name)
+    out = notebook_path(name)
     out.parent.mkdir(parents=True, exist_ok=True)
-    notebook = nb.notebook()
-    nbformat.validate(notebook)
     tmp = out.with_suffix(".ipynb.tmp")
     nbformat.write(notebook, str(tmp))
     tmp.replace(out)
     return out
 
 
+def stale_labs(names: Sequence[str] = ()) -> List[str]:
+    """Labs whose committed notebook differs from what their source builds (empty: up to date)."""
+    stale = []
+    for name in names or lab_names():
+        path = notebook_path(name)
+        if not path.is_file() or nbformat.read(str(path), as_version=4) != read_lab(name):
+            stale.append(name)
+    return stale
+
+
 def main(argv: Optional[list] = None) -> int:
-    names = (argv if argv is not None else sys.argv[1:]) or [n for n in LAB_NAMES if (LABS_DIR / f"{n}.py").exists()]
+    names = (argv if argv is not None else sys.argv[1:]) or lab_names()
     for name in names:
         print(f"built {build_lab(name).relative_to(ROOT)}")
     return 0

@@ -1,425 +1,358 @@
-"""Lab 2: what filters respond to (Duke ECE590 Lab 1, Assignment 2(a)-(b), and the Schneider project).
+# ---
+# jupyter:
+#   labkit:
+#     title: "Lab 2 \u2014 What filters respond to: feature visualisation"
+# ---
 
-Build with ``python tools/nbbuild.py lab2_filters``.
-"""
+# %% [markdown]
+# # Lab 2 — What filters respond to: feature visualisation
+#
+# A CNN is made of layers, each with many filters, and the features a layer captures get more
+# abstract with depth. We cannot read that knowledge off the weights directly, but we can ask the
+# network: *which input image makes this filter respond most strongly?* Start from noise, measure
+# the filter's response, and change the pixels by gradient **ascent** on that response. The image
+# that comes out shows the pattern the filter is looking for. This is *activation maximisation*
+# (Erhan et al. 2009; Simonyan et al. 2014; Olah et al., Distill 2017).
+#
+# You will write the gradient-ascent loop yourself, then use labkit's full version to look at
+# filter 0 of every conv layer and at five filters of one mid-level layer. The last part tries
+# the tricks of Max Schneider's project *Visualizing the Inner Workings of a CNN*: octaves, edge
+# and colour penalties, a normalised gradient step, and starting from a photo.
+#
+# This lab follows **Assignment 2(a) and 2(b)** of the Duke ECE590 Lab 1 handout (6 points;
+# 2(c) is Lab 3).
+#
+# | Handout question | Points | Where it is answered | How it is graded |
+# |---|---|---|---|
+# | 2(a) Filter 0 of every conv layer: how do the responses change with depth? | 4 | **Question 2(a)**: *Step 1* `ascend` (2 pts), *Step 2* figure, *Your answer* (2 pts) | 2 autograded + 2 written |
+# | 2(b) Filters 1, 3, 15, 63, 255 of layer 10: what happens to their responses? | 2 | **Question 2(b)**: figure, *Your answer* (2 pts) | 2 written |
+# | Schneider project: octaves, Scharr-edge and colour penalties, normalised gradient, photo start | — | **Techniques from the Schneider project** | ungraded |
+#
+# Cells with grey backgrounds are locked. Write code only in cells that say `YOUR CODE HERE`
+# and answers only in cells that say `YOUR ANSWER HERE`.
 
-TITLE = "Lab 2 — What filters respond to: feature visualisation"
+# %% kind="shared" id="colab_setup"
 
+# %% [markdown]
+# ## Settings
+#
+# Put your name(s) in `STUDENT_NAME`. `MODEL_NAME = None` gives the course model, VGG16 (set the
+# environment variable `LABKIT_MODEL` or write a name such as `"efficientnet_lite0"` to change it).
+# When VGG16's weights are not on this machine, labkit says so and uses the offline
+# EfficientNet-Lite0, whose weights ship with labkit: everything in this lab works with either.
+# `FAST` (from `LABKIT_FAST=1`) uses fewer layers, steps and pixels so the notebook runs on a laptop
+# CPU in minutes. `FV_PRESET` picks labkit's visualisation recipe for the figures: `"quality"`
+# (clean pictures) or `"handout"` (the Duke lab's plain pixel ascent, like your `ascend`).
 
-def build(nb):
-    nb.md(
-        """
-        # Lab 2 — What filters respond to: feature visualisation
+# %% kind="free" tags=["parameters"]
+import os
 
-        A CNN is made of layers, each with many filters, and the features a layer captures get more
-        abstract with depth. We cannot read that knowledge off the weights directly, but we can ask the
-        network: *which input image makes this filter respond most strongly?* Start from noise, measure
-        the filter's response, and change the pixels by gradient **ascent** on that response. The image
-        that comes out shows the pattern the filter is looking for. This is *activation maximisation*
-        (Erhan et al. 2009; Simonyan et al. 2014; Olah et al., Distill 2017).
+from labkit.models import resolve_device
 
-        You will write the gradient-ascent loop yourself, then use labkit's full version to look at
-        filter 0 of every conv layer and at five filters of one mid-level layer. The last part tries
-        the tricks of Max Schneider's project *Visualizing the Inner Workings of a CNN*: octaves, edge
-        and colour penalties, a normalised gradient step, and starting from a photo.
+STUDENT_NAME = ""  # your name(s)
+MODEL_NAME = None  # None = the course default (VGG16; $LABKIT_MODEL overrides), or e.g. "efficientnet_lite0"
+DEVICE = resolve_device()  # CUDA if available, else Apple MPS, else CPU
+FAST = os.environ.get("LABKIT_FAST", "0") == "1"  # quick run: fewer layers, steps and pixels
 
-        This lab follows **Assignment 2(a) and 2(b)** of the Duke ECE590 Lab 1 handout (6 points;
-        2(c) is Lab 3).
+FV_PRESET = "quality"  # "quality" or "handout" (see above)
+FV_STEPS = 16 if FAST else None  # optimisation steps per picture (None: the preset's)
+FV_SIZE = 64 if FAST else None  # picture side in px (None: the preset's)
+MAX_LAYERS = 4 if FAST else 13  # Question 2(a): how many conv layers to show (VGG16 has 13)
 
-        | Handout question | Points | Where it is answered | How it is graded |
-        |---|---|---|---|
-        | 2(a) Filter 0 of every conv layer: how do the responses change with depth? | 4 | **Question 2(a)**: *Step 1* `ascend` (2 pts), *Step 2* figure, *Your answer* (2 pts) | 2 autograded + 2 written |
-        | 2(b) Filters 1, 3, 15, 63, 255 of layer 10: what happens to their responses? | 2 | **Question 2(b)**: figure, *Your answer* (2 pts) | 2 written |
-        | Schneider project: octaves, Scharr-edge and colour penalties, normalised gradient, photo start | — | **Techniques from the Schneider project** | ungraded |
+# %% id="setup"
+# %matplotlib inline
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from tqdm.auto import tqdm
 
-        Cells with grey backgrounds are locked. Write code only in cells that say `YOUR CODE HERE`
-        and answers only in cells that say `YOUR ANSWER HERE`.
-        """
-    )
-    nb.colab_setup()
-    nb.md(
-        """
-        ## Settings
+from labkit.featurevis import color_penalty, dataset_examples, scharr_edges, visualize
+from labkit.images import denormalize, deprocess, normalize, preprocess, sample_images
+from labkit.layers import activations, layer_info, layers
+from labkit.models import load_model
+from labkit.plot import filter_grid, snapshot_strip
 
-        Put your name(s) in `STUDENT_NAME`. `MODEL_NAME = None` gives the course model, VGG16 (set the
-        environment variable `LABKIT_MODEL` or write a name such as `"efficientnet_lite0"` to change it).
-        When VGG16's weights are not on this machine, labkit says so and uses the offline
-        EfficientNet-Lite0, whose weights ship with labkit: everything in this lab works with either.
-        `FAST` (from `LABKIT_FAST=1`) uses fewer layers, steps and pixels so the notebook runs on a laptop
-        CPU in minutes. `FV_PRESET` picks labkit's visualisation recipe for the figures: `"quality"`
-        (clean pictures) or `"handout"` (the Duke lab's plain pixel ascent, like your `ascend`).
-        """
-    )
-    nb.free(
-        """
-        import os
+model = load_model(MODEL_NAME, default="vgg16", device=DEVICE)
+presets = model.labkit.presets
+L_FIRST, L_MID, MID_FILTERS = presets["first_conv"], presets["mid_conv"], presets["mid_filters"]
+print(f"model: {model.labkit.name} on {DEVICE}")
+print(f"The handout's layer 10 on VGG16 is features.10; on {model.labkit.name} we use {L_MID} "
+      f"(handout index {layer_info(model, L_MID).index}) and its filters {MID_FILTERS}.")
 
-        from labkit.models import resolve_device
+# %% [markdown]
+# The conv layers of the model in use, in the order the forward pass runs them. `idx` is the
+# handout's layer index (`cnn_layer`), `RF px` the receptive field: how many input pixels one
+# position of the layer's output can see.
 
-        STUDENT_NAME = ""  # your name(s)
-        MODEL_NAME = None  # None = the course default (VGG16; $LABKIT_MODEL overrides), or e.g. "efficientnet_lite0"
-        DEVICE = resolve_device()  # CUDA if available, else Apple MPS, else CPU
-        FAST = os.environ.get("LABKIT_FAST", "0") == "1"  # quick run: fewer layers, steps and pixels
-
-        FV_PRESET = "quality"  # "quality" or "handout" (see above)
-        FV_STEPS = 16 if FAST else None  # optimisation steps per picture (None: the preset's)
-        FV_SIZE = 64 if FAST else None  # picture side in px (None: the preset's)
-        MAX_LAYERS = 4 if FAST else 13  # Question 2(a): how many conv layers to show (VGG16 has 13)
-        """,
-        tags=["parameters"],
-    )
-    nb.code(
-        """
-        %matplotlib inline
-        import matplotlib.pyplot as plt
-        import numpy as np
-        import torch
-        from tqdm.auto import tqdm
-
-        from labkit.featurevis import color_penalty, dataset_examples, scharr_edges, visualize
-        from labkit.images import denormalize, deprocess, normalize, preprocess, sample_images
-        from labkit.layers import activations, layer_info, layers
-        from labkit.models import load_model
-        from labkit.plot import filter_grid, snapshot_strip
-
-        model = load_model(MODEL_NAME, default="vgg16", device=DEVICE)
-        presets = model.labkit.presets
-        L_FIRST, L_MID, MID_FILTERS = presets["first_conv"], presets["mid_conv"], presets["mid_filters"]
-        print(f"model: {model.labkit.name} on {DEVICE}")
-        print(f"The handout's layer 10 on VGG16 is features.10; on {model.labkit.name} we use {L_MID} "
-              f"(handout index {layer_info(model, L_MID).index}) and its filters {MID_FILTERS}.")
-        """,
-        grade_id="setup",
-    )
-    nb.md(
-        """
-        The conv layers of the model in use, in the order the forward pass runs them. `idx` is the
-        handout's layer index (`cnn_layer`), `RF px` the receptive field: how many input pixels one
-        position of the layer's output can see.
-        """
-    )
-    nb.code(
-        """
-        layers(model).conv()
-        """,
-        grade_id="layer_table",
-    )
-
-    # ------------------------------------------------------------------ Question 2(a)
-    nb.md(
-        """
-        ## Question 2(a) — Filter 0 of every conv layer (4 pts)
-
-        *Handout:* keep `filter_pos = 0` and change `cnn_layer` to visualise the responses of different
-        layers. Plot the visualisations of all convolution layers (only conv layers). How do the responses
-        change from layer to layer? Explain your understanding intuitively.
-
-        Points: **2** for `ascend` (autograded, Step 1) and **2** for your written answer.
-
-        ### Step 1 — Write the gradient ascent yourself (2 pts, autograded)
-
-        Write `ascend(model, layer, filter, steps, lr, size)`, the handout's method:
-
-        1. Start from a grey, slightly noisy image: pixels uniform in `[0.6, 0.7]` (the handout's 150..180
-           of 255), shape `[1, 3, size, size]`, on the model's device, and convert it to the model's
-           input units with `normalize(x01, model)`. Optimise this normalised tensor `x` directly
-           (`x.requires_grad_(True)`), with `torch.optim.Adam([x], lr=lr)`.
-        2. Each step: run the network **only up to** `layer` with
-           `labkit.layers.activations(model, x, layer)` (shape `[1, C, h, w]`), take channel `filter`,
-           and use the **mean absolute activation** as the score. Adam *minimises*, so minimise `-score`.
-        3. After each step keep the image displayable: clamp it to valid pixels,
-           `x.data = normalize(denormalize(x.data, model).clamp(0, 1), model)`.
-        4. Return the final `x`, detached: `[1, 3, size, size]` in normalised units
-           (`deprocess(x, model)` turns it into a picture).
-
-        The model's weights are frozen (`requires_grad=False`), so only the image changes.
-        """
-    )
-    nb.solution(
-        """
-        def ascend(model, layer, filter, steps=30, lr=0.1, size=128):
-            \"\"\"Gradient ascent on the pixels of one image to maximise a filter's mean |activation|.
-
-            Args:
-                model: a labkit model (frozen, eval mode).
-                layer: the layer's dotted name or handout index.
-                filter: the filter (output channel) index in that layer.
-                steps: number of Adam steps.
-                lr: Adam's learning rate, in normalised pixel units.
-                size: image side in pixels.
-
-            Returns:
-                [1, 3, size, size] tensor in the model's normalised units, detached.
-            \"\"\"
-            ### BEGIN SOLUTION
-            device = next(model.parameters()).device
-            x01 = 0.6 + 0.1 * torch.rand(1, 3, size, size, device=device)  # the handout's grey noise
-            x = normalize(x01, model).requires_grad_(True)
-            optimizer = torch.optim.Adam([x], lr=lr)
-            for _ in range(steps):
-                response = activations(model, x, layer)[0, filter]  # stops at `layer`
-                loss = -response.abs().mean()  # Adam minimises: minimise minus the score
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                x.data = normalize(denormalize(x.data, model).clamp(0, 1), model)  # stay a valid image
-            return x.detach()
-            ### END SOLUTION
-        """,
-        grade_id="ascend",
-    )
-    nb.code(
-        """
-        # Your ascent on filter 0 of the first conv layer, next to the starting noise.
-        torch.manual_seed(0)
-        mine = ascend(model, L_FIRST, 0, steps=20, lr=0.1, size=96)
-        start = normalize(0.6 + 0.1 * torch.rand(1, 3, 96, 96, device=DEVICE), model)
-        with torch.no_grad():
-            scores = [activations(model, x, L_FIRST)[0, 0].abs().mean().item() for x in (start, mine)]
-        pictures = torch.stack([denormalize(x, model)[0].clamp(0, 1).cpu() for x in (start, mine)])
-        filter_grid(pictures, titles=[f"start (noise)\\nmean |act| {scores[0]:.3g}",
-                                      f"your ascend, 20 steps\\nmean |act| {scores[1]:.3g}"])
-        plt.show()
-        """,
-        grade_id="ascend_demo",
-    )
-    nb.tests(
-        """
-        # Visible test: your image must excite the filter far more than noise does, and about as much as
-        # labkit's version of the same method (preset "handout") with the same steps and size.
-        import torch
-        from labkit.featurevis import visualize as labkit_visualize
-        from labkit.layers import activations, forward_hooks_count
+# %% id="layer_table"
+layers(model).conv()
 
 
-        def _check_ascend(layer, filt, steps=10, size=64, times_noise=3.0):
-            x = ascend(model, layer, filt, steps=steps, lr=0.1, size=size)
-            assert torch.is_tensor(x), f"ascend must return a tensor, got {type(x).__name__}"
-            assert tuple(x.shape) == (1, 3, size, size), f"ascend must return [1,3,{size},{size}], got {tuple(x.shape)}"
-            assert torch.isfinite(x).all(), "the image contains NaN or inf"
-            assert forward_hooks_count(model) == 0, "hooks were left on the model; use labkit.layers.activations"
-            assert all(p.grad is None for p in model.parameters()), "model parameters received gradients"
-            noise = normalize(0.6 + 0.1 * torch.rand(1, 3, size, size, device=DEVICE), model)
-            with torch.no_grad():
-                yours = activations(model, x.to(DEVICE), layer)[0, filt].abs().mean().item()
-                base = activations(model, noise, layer)[0, filt].abs().mean().item()
-            ref = labkit_visualize(model, layer, [filt], preset="handout", steps=steps, size=size, progress=False)
-            theirs = float(ref.activations[0])
-            print(f"{layer} filter {filt}: mean |activation| noise {base:.3g}, yours {yours:.3g}, labkit {theirs:.3g}")
-            if times_noise:
-                assert yours > times_noise * base, (
-                    f"your image excites {layer} filter {filt} only {yours / max(base, 1e-12):.1f}x as much as noise; "
-                    "is the sign of the loss right (ascend = minimise -score)?")
-            assert yours - base > 0.5 * (theirs - base), (
-                f"your image raises {layer} filter {filt} from {base:.3g} (noise) to {yours:.3g}, labkit's to {theirs:.3g} "
-                "with the same steps; check the objective (mean |activation| of one channel) and Adam's lr")
+# %% [markdown]
+# ## Question 2(a) — Filter 0 of every conv layer (4 pts)
+#
+# *Handout:* keep `filter_pos = 0` and change `cnn_layer` to visualise the responses of different
+# layers. Plot the visualisations of all convolution layers (only conv layers). How do the responses
+# change from layer to layer? Explain your understanding intuitively.
+#
+# Points: **2** for `ascend` (autograded, Step 1) and **2** for your written answer.
+#
+# ### Step 1 — Write the gradient ascent yourself (2 pts, autograded)
+#
+# Write `ascend(model, layer, filter, steps, lr, size)`, the handout's method:
+#
+# 1. Start from a grey, slightly noisy image: pixels uniform in `[0.6, 0.7]` (the handout's 150..180
+#    of 255), shape `[1, 3, size, size]`, on the model's device, and convert it to the model's
+#    input units with `normalize(x01, model)`. Optimise this normalised tensor `x` directly
+#    (`x.requires_grad_(True)`), with `torch.optim.Adam([x], lr=lr)`.
+# 2. Each step: run the network **only up to** `layer` with
+#    `labkit.layers.activations(model, x, layer)` (shape `[1, C, h, w]`), take channel `filter`,
+#    and use the **mean absolute activation** as the score. Adam *minimises*, so minimise `-score`.
+# 3. After each step keep the image displayable: clamp it to valid pixels,
+#    `x.data = normalize(denormalize(x.data, model).clamp(0, 1), model)`.
+# 4. Return the final `x`, detached: `[1, 3, size, size]` in normalised units
+#    (`deprocess(x, model)` turns it into a picture).
+#
+# The model's weights are frozen (`requires_grad=False`), so only the image changes.
+
+# %% kind="solution" id="ascend"
+def ascend(model, layer, filter, steps=30, lr=0.1, size=128):
+    """Gradient ascent on the pixels of one image to maximise a filter's mean |activation|.
+
+    Args:
+        model: a labkit model (frozen, eval mode).
+        layer: the layer's dotted name or handout index.
+        filter: the filter (output channel) index in that layer.
+        steps: number of Adam steps.
+        lr: Adam's learning rate, in normalised pixel units.
+        size: image side in pixels.
+
+    Returns:
+        [1, 3, size, size] tensor in the model's normalised units, detached.
+    """
+    ### BEGIN SOLUTION
+    device = next(model.parameters()).device
+    x01 = 0.6 + 0.1 * torch.rand(1, 3, size, size, device=device)  # the handout's grey noise
+    x = normalize(x01, model).requires_grad_(True)
+    optimizer = torch.optim.Adam([x], lr=lr)
+    for _ in range(steps):
+        response = activations(model, x, layer)[0, filter]  # stops at `layer`
+        loss = -response.abs().mean()  # Adam minimises: minimise minus the score
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        x.data = normalize(denormalize(x.data, model).clamp(0, 1), model)  # stay a valid image
+    return x.detach()
+    ### END SOLUTION
 
 
-        _check_ascend(L_MID, MID_FILTERS[1])
-        ### BEGIN HIDDEN TESTS
-        _check_ascend(L_FIRST, 5, steps=8, size=48)
-        _check_ascend(presets["quant_layer"], 10, steps=6, size=48, times_noise=None)
-        ### END HIDDEN TESTS
-        """,
-        grade_id="test_ascend",
-        points=2,
-    )
-    nb.md(
-        """
-        ### Step 2 — Filter 0 of every conv layer
+# %% id="ascend_demo"
+# Your ascent on filter 0 of the first conv layer, next to the starting noise.
+torch.manual_seed(0)
+mine = ascend(model, L_FIRST, 0, steps=20, lr=0.1, size=96)
+start = normalize(0.6 + 0.1 * torch.rand(1, 3, 96, 96, device=DEVICE), model)
+with torch.no_grad():
+    scores = [activations(model, x, L_FIRST)[0, 0].abs().mean().item() for x in (start, mine)]
+pictures = torch.stack([denormalize(x, model)[0].clamp(0, 1).cpu() for x in (start, mine)])
+filter_grid(pictures, titles=[f"start (noise)\nmean |act| {scores[0]:.3g}",
+                              f"your ascend, 20 steps\nmean |act| {scores[1]:.3g}"])
+plt.show()
 
-        labkit's `visualize(model, layer, filters)` is the same idea with the settings of a preset (see
-        `FV_PRESET`); it optimises all filters of one layer as one batch and stops the forward pass at
-        that layer. VGG16 has 13 conv layers; a model with many more (EfficientNet-Lite0 has 49, most of
-        them 1x1 and depthwise convs in its inverted-residual blocks) gets an evenly spaced sample of
-        `MAX_LAYERS` of them, skipping depthwise convs (their filters see only one channel each).
-        """
-    )
-    nb.code(
-        """
-        conv_names = [row.name for row in layers(model).conv() if model.get_submodule(row.name).groups == 1]
-        if len(conv_names) > MAX_LAYERS:
-            keep = np.linspace(0, len(conv_names) - 1, MAX_LAYERS).round().astype(int)
-            print(f"{len(conv_names)} conv layers (without depthwise ones): showing {MAX_LAYERS}, evenly spaced.")
-            conv_names = [conv_names[i] for i in keep]
-        pictures, titles = [], []
-        for name in tqdm(conv_names, desc="filter 0 of each layer"):
-            result = visualize(model, name, [0], preset=FV_PRESET, steps=FV_STEPS, size=FV_SIZE, progress=False)
-            row = layer_info(model, name)
-            pictures.append(result.images[0])
-            titles.append(f"{name} (idx {row.index})\\nRF {row.receptive_field} px")
-        filter_grid(torch.stack(pictures), titles=titles, ncols=min(len(pictures), 5))
-        plt.show()
-        """,
-        grade_id="all_layers",
-    )
-    nb.md(
-        """
-        **What to look for.** The first layer's filter 0 gives a flat colour or an oriented edge/stripe
-        pattern repeated over the whole image: its receptive field is a few pixels, so all it can ask
-        for is a colour or a local gradient. A few layers in, textures appear (repeated small motifs).
-        Deeper, the motifs grow (compare the `RF` numbers) and become parts of objects: eyes, fur,
-        wheels, scales, often in several places and poses. The last layers mix such parts into
-        object-like collages. Not every filter 0 is pretty: some are dead-ish or respond to many things.
-        """
-    )
-    nb.md(
-        """
-        ### Your answer to Question 2(a) (2 pts)
+# %% kind="tests" id="test_ascend" points=2
+# Visible test: your image must excite the filter far more than noise does, and about as much as
+# labkit's version of the same method (preset "handout") with the same steps and size.
+import torch
+from labkit.featurevis import visualize as labkit_visualize
+from labkit.layers import activations, forward_hooks_count
 
-        Describe how the visualisations change from the first to the last conv layer (scale of the
-        patterns, colour, complexity, how "object-like" they are), referring to the figure. Explain
-        intuitively why: use the receptive field and the idea that each layer combines the features of
-        the layer below.
-        """
-    )
-    nb.answer("answer_2a", 2, '''
-        *Model answer (instructors).* The first conv layer's filter 0 asks for a flat colour or a fine,
-        oriented edge/stripe pattern that repeats over the whole image; the early layers (VGG16 conv1,
-        conv2) stay at that scale: high-frequency stripes, colour gradients, small dots. In the middle
-        layers (conv3, conv4) textures appear: repeated motifs such as waves, grids, honeycombs or
-        fur-like strokes, a few times larger. The last layers (conv5) show larger, more complex and more
-        varied structures that look like object parts (eyes, snouts, legs, wheels, leaves) scattered over
-        the image in several poses. Why: each unit combines the features of the layer below over a
-        3x3 window, so the patterns it can express are conjunctions of simpler ones, and after every
-        pooling the window covers more input: VGG16's receptive field grows from 3 px (conv1_1) to
-        196 px (conv5_3). A unit repeats its pattern everywhere because the objective is the mean over
-        all positions and conv layers are translation-equivariant. Deeper pictures made with plain
-        pixel ascent are noisier (high frequencies are the cheapest way to raise a deep unit), which is
-        why priors and the quality preset help.
-        ''')
 
-    # ------------------------------------------------------------------ Question 2(b)
-    nb.md(
-        """
-        ## Question 2(b) — Five filters of one mid-level layer (2 pts)
+def _check_ascend(layer, filt, steps=10, size=64, times_noise=3.0):
+    x = ascend(model, layer, filt, steps=steps, lr=0.1, size=size)
+    assert torch.is_tensor(x), f"ascend must return a tensor, got {type(x).__name__}"
+    assert tuple(x.shape) == (1, 3, size, size), f"ascend must return [1,3,{size},{size}], got {tuple(x.shape)}"
+    assert torch.isfinite(x).all(), "the image contains NaN or inf"
+    assert forward_hooks_count(model) == 0, "hooks were left on the model; use labkit.layers.activations"
+    assert all(p.grad is None for p in model.parameters()), "model parameters received gradients"
+    noise = normalize(0.6 + 0.1 * torch.rand(1, 3, size, size, device=DEVICE), model)
+    with torch.no_grad():
+        yours = activations(model, x.to(DEVICE), layer)[0, filt].abs().mean().item()
+        base = activations(model, noise, layer)[0, filt].abs().mean().item()
+    ref = labkit_visualize(model, layer, [filt], preset="handout", steps=steps, size=size, progress=False)
+    theirs = float(ref.activations[0])
+    print(f"{layer} filter {filt}: mean |activation| noise {base:.3g}, yours {yours:.3g}, labkit {theirs:.3g}")
+    if times_noise:
+        assert yours > times_noise * base, (
+            f"your image excites {layer} filter {filt} only {yours / max(base, 1e-12):.1f}x as much as noise; "
+            "is the sign of the loss right (ascend = minimise -score)?")
+    assert yours - base > 0.5 * (theirs - base), (
+        f"your image raises {layer} filter {filt} from {base:.3g} (noise) to {yours:.3g}, labkit's to {theirs:.3g} "
+        "with the same steps; check the objective (mean |activation| of one channel) and Adam's lr")
 
-        *Handout:* keep `cnn_layer = 10` and set `filter_pos` to 1, 3, 15, 63 and 255 in turn. What
-        happens to the responses of these filters? Plot the results and explain your findings.
 
-        On VGG16 that is `features.10` (conv3_1); on other models the setup cell printed the layer and
-        filters used instead (`L_MID`, `MID_FILTERS`). The five filters are optimised in **one** batched
-        call. The second figure shows, for each filter, the two patches of the photos shipped with labkit
-        that excite it most (its receptive field around the strongest position): real-world evidence
-        for what the synthetic pictures suggest.
-        """
-    )
-    nb.code(
-        """
-        mid = visualize(model, L_MID, MID_FILTERS, preset=FV_PRESET, steps=FV_STEPS, size=FV_SIZE)
-        filter_grid(mid.images, titles=[f"{L_MID} #{f}\\nmean act {a:.3g}" for f, a in zip(MID_FILTERS, mid.activations.tolist())],
-                    ncols=len(MID_FILTERS))
-        plt.show()
-        """,
-        grade_id="mid_filters",
-    )
-    nb.code(
-        """
-        photo_names = list(sample_images())
-        photos = preprocess(photo_names, model)  # all shipped photos, once: [N,3,224,224]
-        crops, titles = [], []
-        for f in MID_FILTERS:
-            best = dataset_examples(model, L_MID, f, photos, k=2, progress=False)
-            for crop, i in zip(best.crops, best.indices):
-                crops.append(torch.nn.functional.interpolate(crop[None], size=(80, 80), mode="bilinear")[0])
-                titles.append(f"#{f}: {photo_names[i]}")
-        filter_grid(torch.stack(crops).clamp(0, 1), titles=titles, ncols=2 * len(MID_FILTERS),
-                    suptitle=f"{L_MID}: the two photo patches that excite each filter most")
-        plt.show()
-        """,
-        grade_id="mid_examples",
-    )
-    nb.md(
-        """
-        ### Your answer to Question 2(b) (2 pts)
+_check_ascend(L_MID, MID_FILTERS[1])
+### BEGIN HIDDEN TESTS
+_check_ascend(L_FIRST, 5, steps=8, size=48)
+_check_ascend(presets["quant_layer"], 10, steps=6, size=48, times_noise=None)
+### END HIDDEN TESTS
 
-        Compare the five filters of the same layer: what does each respond to, how different are they,
-        and how do the photo patches agree or disagree with the synthetic pictures? Explain intuitively
-        why one layer needs many different filters (and why some filters are harder to read than others).
-        """
-    )
-    nb.answer("answer_2b", 2, '''
-        *Model answer (instructors).* All five filters work at the same scale (same receptive field),
-        but each asks for a different pattern: different orientation, frequency, colour or motif (for
-        example diagonal stripes vs a honeycomb/cell pattern vs horizontal bands), and they reach very
-        different activation levels. Some pictures are clear textures that the photo patches confirm
-        (the same stripes or cells appear in the strongest real patches: fruit segments, scales, fur,
-        grass); others are mixed or vague, and their patches share little: those units respond to
-        several unrelated things (polysemantic) or need context the synthetic image lacks. One layer
-        needs many different filters because later layers build every object out of combinations of
-        them: a rich, distributed vocabulary of local features (256 channels in VGG16's conv3_1) lets the
-        next layers detect many parts, while any single filter says little on its own.
-        ''')
+# %% [markdown]
+# ### Step 2 — Filter 0 of every conv layer
+#
+# labkit's `visualize(model, layer, filters)` is the same idea with the settings of a preset (see
+# `FV_PRESET`); it optimises all filters of one layer as one batch and stops the forward pass at
+# that layer. VGG16 has 13 conv layers; a model with many more (EfficientNet-Lite0 has 49, most of
+# them 1x1 and depthwise convs in its inverted-residual blocks) gets an evenly spaced sample of
+# `MAX_LAYERS` of them, skipping depthwise convs (their filters see only one channel each).
 
-    # ------------------------------------------------------------------ Schneider
-    nb.md(
-        """
-        ## Techniques from the Schneider project (ungraded)
+# %% id="all_layers"
+conv_names = [row.name for row in layers(model).conv() if model.get_submodule(row.name).groups == 1]
+if len(conv_names) > MAX_LAYERS:
+    keep = np.linspace(0, len(conv_names) - 1, MAX_LAYERS).round().astype(int)
+    print(f"{len(conv_names)} conv layers (without depthwise ones): showing {MAX_LAYERS}, evenly spaced.")
+    conv_names = [conv_names[i] for i in keep]
+pictures, titles = [], []
+for name in tqdm(conv_names, desc="filter 0 of each layer"):
+    result = visualize(model, name, [0], preset=FV_PRESET, steps=FV_STEPS, size=FV_SIZE, progress=False)
+    row = layer_info(model, name)
+    pictures.append(result.images[0])
+    titles.append(f"{name} (idx {row.index})\nRF {row.receptive_field} px")
+filter_grid(torch.stack(pictures), titles=titles, ncols=min(len(pictures), 5))
+plt.show()
 
-        Max Schneider's project hit three problems with plain gradient ascent and fixed each:
+# %% [markdown]
+# **What to look for.** The first layer's filter 0 gives a flat colour or an oriented edge/stripe
+# pattern repeated over the whole image: its receptive field is a few pixels, so all it can ask
+# for is a colour or a local gradient. A few layers in, textures appear (repeated small motifs).
+# Deeper, the motifs grow (compare the `RF` numbers) and become parts of objects: eyes, fur,
+# wheels, scales, often in several places and poses. The last layers mix such parts into
+# object-like collages. Not every filter 0 is pretty: some are dead-ish or respond to many things.
 
-        1. **The learning rate varied by orders of magnitude** between layers and filters. Fix: a
-           *normalised gradient* step, `x += lr * grad / max|grad|`, so every step changes the image by
-           the same amount (`optimizer="normalized"`).
-        2. **The images were chaotic**, with sharp, drastic colour changes. Fix: two penalties in the
-           objective, one on **sharp edges** (the image convolved with horizontal and vertical Scharr
-           filters, `scharr_edges(weight)`) and one on **extreme colours** (`color_penalty(weight)`).
-        3. **The patterns were tiny.** Fix: **octaves**: optimise a small image, upscale it, optimise
-           again, several times (`octaves=3`), so patterns appear at several scales.
+# %% [markdown]
+# ### Your answer to Question 2(a) (2 pts)
+#
+# Describe how the visualisations change from the first to the last conv layer (scale of the
+# patterns, colour, complexity, how "object-like" they are), referring to the figure. Explain
+# intuitively why: use the receptive field and the idea that each layer combines the features of
+# the layer below.
 
-        He also started from **a photo** instead of noise (`start="flower"`), which turns the method
-        into DeepDream-like art. Below, one filter of the mid-level layer with four recipes:
-        """
-    )
-    nb.code(
-        """
-        F_DEMO = MID_FILTERS[1]
-        steps = 12 if FAST else 64  # per octave
-        size = 56 if FAST else 128
-        octaves = 2 if FAST else 3
-        schneider = dict(preset="handout", optimizer="normalized", lr=0.5, steps=steps, size=size,
-                         regularizers=[scharr_edges(0.5), color_penalty(0.05)], progress=False)
-        recipes = {
-            "handout preset\\n(Adam on pixels)": dict(preset="handout", steps=steps, size=size, progress=False),
-            "quality preset\\n(Fourier + jitter)": dict(preset="quality", steps=steps, size=size, progress=False),
-            f"Schneider: normalised step,\\npenalties, {octaves} octaves": dict(schneider, octaves=octaves,
-                                                                              snapshot_every=steps),
-            "... started from a photo": dict(schneider, octaves=octaves, start="flower"),
-        }
-        results = {label: visualize(model, L_MID, [F_DEMO], **kwargs) for label, kwargs in tqdm(recipes.items())}
-        pictures = [torch.nn.functional.interpolate(r.images, size=(160, 160), mode="bilinear")[0]
-                    for r in results.values()]  # octave results are larger; same display size for all
-        filter_grid(torch.stack(pictures).clamp(0, 1),
-                    titles=[f"{label}\\nact {r.activations[0]:.3g}" for label, r in results.items()], ncols=4)
-        plt.show()
-        """,
-        grade_id="schneider_compare",
-    )
-    nb.md(
-        """
-        Each `act` is that recipe's own objective on its final picture (the quality preset maximises the
-        mean activation, the others the mean |activation|, and penalties pull scores down), so compare
-        the pictures more than the numbers. The octaves at work: the picture after each octave (each one
-        larger than the last, shown at the same size).
-        """
-    )
-    nb.code(
-        """
-        octave_run = results[f"Schneider: normalised step,\\npenalties, {octaves} octaves"]
-        snapshot_strip(octave_run.snapshots)
-        plt.show()
-        """,
-        grade_id="octaves_strip",
-    )
-    nb.md(
-        """
-        Things to try (ungraded): change the penalty weights in `schneider` above (what happens at 0?
-        at 5?), the number of octaves, another photo (`sample_images()` lists them), or a filter of a
-        deeper layer. Use the scratch cell below.
-        """
-    )
-    nb.free(
-        """
-        # Scratch cell (ungraded): experiment here.
-        """
-    )
+# %% [markdown] kind="answer" id="answer_2a" points=2
+# *Model answer (instructors).* The first conv layer's filter 0 asks for a flat colour or a fine,
+# oriented edge/stripe pattern that repeats over the whole image; the early layers (VGG16 conv1,
+# conv2) stay at that scale: high-frequency stripes, colour gradients, small dots. In the middle
+# layers (conv3, conv4) textures appear: repeated motifs such as waves, grids, honeycombs or
+# fur-like strokes, a few times larger. The last layers (conv5) show larger, more complex and more
+# varied structures that look like object parts (eyes, snouts, legs, wheels, leaves) scattered over
+# the image in several poses. Why: each unit combines the features of the layer below over a
+# 3x3 window, so the patterns it can express are conjunctions of simpler ones, and after every
+# pooling the window covers more input: VGG16's receptive field grows from 3 px (conv1_1) to
+# 196 px (conv5_3). A unit repeats its pattern everywhere because the objective is the mean over
+# all positions and conv layers are translation-equivariant. Deeper pictures made with plain
+# pixel ascent are noisier (high frequencies are the cheapest way to raise a deep unit), which is
+# why priors and the quality preset help.
+
+# %% [markdown]
+# ## Question 2(b) — Five filters of one mid-level layer (2 pts)
+#
+# *Handout:* keep `cnn_layer = 10` and set `filter_pos` to 1, 3, 15, 63 and 255 in turn. What
+# happens to the responses of these filters? Plot the results and explain your findings.
+#
+# On VGG16 that is `features.10` (conv3_1); on other models the setup cell printed the layer and
+# filters used instead (`L_MID`, `MID_FILTERS`). The five filters are optimised in **one** batched
+# call. The second figure shows, for each filter, the two patches of the photos shipped with labkit
+# that excite it most (its receptive field around the strongest position): real-world evidence
+# for what the synthetic pictures suggest.
+
+# %% id="mid_filters"
+mid = visualize(model, L_MID, MID_FILTERS, preset=FV_PRESET, steps=FV_STEPS, size=FV_SIZE)
+filter_grid(mid.images, titles=[f"{L_MID} #{f}\nmean act {a:.3g}" for f, a in zip(MID_FILTERS, mid.activations.tolist())],
+            ncols=len(MID_FILTERS))
+plt.show()
+
+# %% id="mid_examples"
+photo_names = list(sample_images())
+photos = preprocess(photo_names, model)  # all shipped photos, once: [N,3,224,224]
+crops, titles = [], []
+for f in MID_FILTERS:
+    best = dataset_examples(model, L_MID, f, photos, k=2, progress=False)
+    for crop, i in zip(best.crops, best.indices):
+        crops.append(torch.nn.functional.interpolate(crop[None], size=(80, 80), mode="bilinear")[0])
+        titles.append(f"#{f}: {photo_names[i]}")
+filter_grid(torch.stack(crops).clamp(0, 1), titles=titles, ncols=2 * len(MID_FILTERS),
+            suptitle=f"{L_MID}: the two photo patches that excite each filter most")
+plt.show()
+
+# %% [markdown]
+# ### Your answer to Question 2(b) (2 pts)
+#
+# Compare the five filters of the same layer: what does each respond to, how different are they,
+# and how do the photo patches agree or disagree with the synthetic pictures? Explain intuitively
+# why one layer needs many different filters (and why some filters are harder to read than others).
+
+# %% [markdown] kind="answer" id="answer_2b" points=2
+# *Model answer (instructors).* All five filters work at the same scale (same receptive field),
+# but each asks for a different pattern: different orientation, frequency, colour or motif (for
+# example diagonal stripes vs a honeycomb/cell pattern vs horizontal bands), and they reach very
+# different activation levels. Some pictures are clear textures that the photo patches confirm
+# (the same stripes or cells appear in the strongest real patches: fruit segments, scales, fur,
+# grass); others are mixed or vague, and their patches share little: those units respond to
+# several unrelated things (polysemantic) or need context the synthetic image lacks. One layer
+# needs many different filters because later layers build every object out of combinations of
+# them: a rich, distributed vocabulary of local features (256 channels in VGG16's conv3_1) lets the
+# next layers detect many parts, while any single filter says little on its own.
+
+# %% [markdown]
+# ## Techniques from the Schneider project (ungraded)
+#
+# Max Schneider's project hit three problems with plain gradient ascent and fixed each:
+#
+# 1. **The learning rate varied by orders of magnitude** between layers and filters. Fix: a
+#    *normalised gradient* step, `x += lr * grad / max|grad|`, so every step changes the image by
+#    the same amount (`optimizer="normalized"`).
+# 2. **The images were chaotic**, with sharp, drastic colour changes. Fix: two penalties in the
+#    objective, one on **sharp edges** (the image convolved with horizontal and vertical Scharr
+#    filters, `scharr_edges(weight)`) and one on **extreme colours** (`color_penalty(weight)`).
+# 3. **The patterns were tiny.** Fix: **octaves**: optimise a small image, upscale it, optimise
+#    again, several times (`octaves=3`), so patterns appear at several scales.
+#
+# He also started from **a photo** instead of noise (`start="flower"`), which turns the method
+# into DeepDream-like art. Below, one filter of the mid-level layer with four recipes:
+
+# %% id="schneider_compare"
+F_DEMO = MID_FILTERS[1]
+steps = 12 if FAST else 64  # per octave
+size = 56 if FAST else 128
+octaves = 2 if FAST else 3
+schneider = dict(preset="handout", optimizer="normalized", lr=0.5, steps=steps, size=size,
+                 regularizers=[scharr_edges(0.5), color_penalty(0.05)], progress=False)
+recipes = {
+    "handout preset\n(Adam on pixels)": dict(preset="handout", steps=steps, size=size, progress=False),
+    "quality preset\n(Fourier + jitter)": dict(preset="quality", steps=steps, size=size, progress=False),
+    f"Schneider: normalised step,\npenalties, {octaves} octaves": dict(schneider, octaves=octaves,
+                                                                      snapshot_every=steps),
+    "... started from a photo": dict(schneider, octaves=octaves, start="flower"),
+}
+results = {label: visualize(model, L_MID, [F_DEMO], **kwargs) for label, kwargs in tqdm(recipes.items())}
+pictures = [torch.nn.functional.interpolate(r.images, size=(160, 160), mode="bilinear")[0]
+            for r in results.values()]  # octave results are larger; same display size for all
+filter_grid(torch.stack(pictures).clamp(0, 1),
+            titles=[f"{label}\nact {r.activations[0]:.3g}" for label, r in results.items()], ncols=4)
+plt.show()
+
+# %% [markdown]
+# Each `act` is that recipe's own objective on its final picture (the quality preset maximises the
+# mean activation, the others the mean |activation|, and penalties pull scores down), so compare
+# the pictures more than the numbers. The octaves at work: the picture after each octave (each one
+# larger than the last, shown at the same size).
+
+# %% id="octaves_strip"
+octave_run = results[f"Schneider: normalised step,\npenalties, {octaves} octaves"]
+snapshot_strip(octave_run.snapshots)
+plt.show()
+
+# %% [markdown]
+# Things to try (ungraded): change the penalty weights in `schneider` above (what happens at 0?
+# at 5?), the number of octaves, another photo (`sample_images()` lists them), or a filter of a
+# deeper layer. Use the scratch cell below.
+
+# %% kind="free"
+# Scratch cell (ungraded): experiment here.
