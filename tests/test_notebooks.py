@@ -149,8 +149,10 @@ def test_settings_and_colab_cells(lab):
     src = settings[0].source
     assert not _meta(settings[0]).get("locked"), f"{lab}: the settings cell must be editable"
     assert re.search(r'^STUDENT_NAME = ""', src, re.M), f"{lab}: the settings cell sets STUDENT_NAME = \"\""
-    assert 'os.environ.get("LABKIT_FAST", "0") == "1"' in src, f"{lab}: FAST comes from LABKIT_FAST"
-    assert "resolve_device" in src, f"{lab}: the settings cell picks the device with labkit.models.resolve_device"
+    assert re.search(r"^MODEL_NAME = None\b", src, re.M), f"{lab}: the settings cell sets MODEL_NAME = None"
+    assert src.startswith("%matplotlib inline\n"), f"{lab}: the settings cell starts with %matplotlib inline"
+    # the shared rule for quick mode ($LABKIT_FAST) and the device lives in labkit.notebook.lab_settings
+    assert re.search(r"^FAST, DEVICE = lab_settings\(\)", src, re.M), f"{lab}: FAST, DEVICE = lab_settings()"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert re.search(r"load_model\([^)]*default=\"vgg1[69]\"", code), f"{lab}: load_model(..., default='vgg16'/'vgg19')"
     colab = [c for c in nb.cells if c.cell_type == "code" and '"google.colab" in sys.modules' in c.source]
@@ -222,7 +224,8 @@ def course(tmp_path_factory) -> Course:
         for student, step in STUDENTS.items():
             A.submit(roots[student], student, lab, A.notebook_path(roots["alice"], step, lab))
     threads = str(max(1, (os.cpu_count() or 2) // len(roots)))
-    env = A.kernel_env({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+    # MPLBACKEND=Agg, as on a hub that sets it: each lab's own `%matplotlib inline` must still show figures
+    env = A.kernel_env({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "MPLBACKEND": "Agg"})
 
     def grade(student):  # check=False: one lab failing must not hide the others' results
         procs = [step(roots[student], "*", check=False, env=env) for step in (A.autograde, A.generate_feedback)]
@@ -351,3 +354,19 @@ def test_grades_export_lists_every_hand_in(course):
             got |= {(r["student_id"], r["assignment"]) for r in csv.DictReader(fh) if r["student_id"] == student}
     want = {(student, lab) for student in STUDENTS for lab in LABS}
     assert want <= got, f"missing from nbgrader export: {sorted(want - got)}"
+
+
+def test_lab_settings_reads_labkit_fast_and_picks_a_device(monkeypatch):
+    """The settings every lab starts from (labkit.notebook.lab_settings), as the labs' settings cell calls it."""
+    import torch
+
+    from labkit.models import resolve_device
+    from labkit.notebook import lab_settings
+
+    for value, fast in (("1", True), ("true", True), ("YES", True), ("0", False), ("", False)):
+        monkeypatch.setenv("LABKIT_FAST", value)
+        assert lab_settings().fast is fast, f"LABKIT_FAST={value!r}"
+    monkeypatch.delenv("LABKIT_FAST")
+    FAST, DEVICE = lab_settings()  # noqa: N806 - the names the labs use
+    assert FAST is False and DEVICE == resolve_device()
+    assert lab_settings("cpu").device == torch.device("cpu")

@@ -52,15 +52,12 @@
 # whole notebook runs in a few minutes on a laptop CPU.
 
 # %% kind="free" tags=["parameters"]
-import os
+# %matplotlib inline
+from labkit.notebook import lab_settings
 
-STUDENT_NAME = ""  # your name, as it should appear on the report
-MODEL_NAME = None  # None: $LABKIT_MODEL, else the course default "vgg16" (offline: "efficientnet_lite0")
-FAST = os.environ.get("LABKIT_FAST", "0") == "1"  # small, quick settings (CI, laptops)
-
-from labkit.models import resolve_device
-
-DEVICE = resolve_device()  # CUDA, Apple MPS or CPU, whichever this machine has
+STUDENT_NAME = ""  # your name(s), as they should appear on the report
+MODEL_NAME = None  # None: $LABKIT_MODEL, else this lab's model (VGG16); offline: the bundled EfficientNet-Lite0
+FAST, DEVICE = lab_settings()  # FAST: $LABKIT_FAST=1 (small, quick settings); DEVICE: CUDA, Apple MPS or CPU
 OCCLUSION = dict(window=64, stride=40) if FAST else dict(window=32, stride=16)  # pixels
 SMOOTHGRAD_SAMPLES = 4 if FAST else 32
 SANITY_STEPS = 3 if FAST else 12  # layers randomised in the sanity check (from the top)

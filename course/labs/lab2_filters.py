@@ -45,22 +45,18 @@
 # (clean pictures) or `"handout"` (the Duke lab's plain pixel ascent, like your `ascend`).
 
 # %% kind="free" tags=["parameters"]
-import os
+# %matplotlib inline
+from labkit.notebook import lab_settings
 
-from labkit.models import resolve_device
-
-STUDENT_NAME = ""  # your name(s)
-MODEL_NAME = None  # None = the course default (VGG16; $LABKIT_MODEL overrides), or e.g. "efficientnet_lite0"
-DEVICE = resolve_device()  # CUDA if available, else Apple MPS, else CPU
-FAST = os.environ.get("LABKIT_FAST", "0") == "1"  # quick run: fewer layers, steps and pixels
-
+STUDENT_NAME = ""  # your name(s), as they should appear on the report
+MODEL_NAME = None  # None: $LABKIT_MODEL, else this lab's model (VGG16); offline: the bundled EfficientNet-Lite0
+FAST, DEVICE = lab_settings()  # FAST: $LABKIT_FAST=1 (small, quick settings); DEVICE: CUDA, Apple MPS or CPU
 FV_PRESET = "quality"  # "quality" or "handout" (see above)
 FV_STEPS = 16 if FAST else None  # optimisation steps per picture (None: the preset's)
 FV_SIZE = 64 if FAST else None  # picture side in px (None: the preset's)
 MAX_LAYERS = 4 if FAST else 13  # Question 2(a): how many conv layers to show (VGG16 has 13)
 
 # %% id="setup"
-# %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 import torch

@@ -37,15 +37,12 @@
 # a few minutes on a laptop CPU.
 
 # %% kind="free" tags=["parameters"]
-import os
+# %matplotlib inline
+from labkit.notebook import lab_settings
 
-STUDENT_NAME = ""  # your name, as it should appear on the report
-MODEL_NAME = None  # None: $LABKIT_MODEL, else the course default "vgg16" (offline: "efficientnet_lite0")
-FAST = os.environ.get("LABKIT_FAST", "0") == "1"  # small, quick settings (CI, laptops)
-
-from labkit.models import resolve_device
-
-DEVICE = resolve_device()  # CUDA, Apple MPS or CPU, whichever this machine has
+STUDENT_NAME = ""  # your name(s), as they should appear on the report
+MODEL_NAME = None  # None: $LABKIT_MODEL, else this lab's model (VGG16); offline: the bundled EfficientNet-Lite0
+FAST, DEVICE = lab_settings()  # FAST: $LABKIT_FAST=1 (small, quick settings); DEVICE: CUDA, Apple MPS or CPU
 PHOTOS = ["dog", "cat", "bee", "coffee"] if FAST else ["dog", "cat", "bee", "coffee", "rocket", "china",
                                                       "flower", "citrus", "bridge", "grace_hopper"]
 SHOWN_FILTERS = 4  # filters per layer in the figures

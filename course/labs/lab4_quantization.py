@@ -40,21 +40,17 @@
 # laptop CPU in minutes.
 
 # %% kind="free" tags=["parameters"]
-import os
+# %matplotlib inline
+from labkit.notebook import lab_settings
 
-from labkit.models import resolve_device
-
-STUDENT_NAME = ""  # your name(s)
-MODEL_NAME = None  # None = the course default (VGG16; $LABKIT_MODEL overrides), or e.g. "efficientnet_lite0"
-DEVICE = resolve_device()  # CUDA if available, else Apple MPS, else CPU
-FAST = os.environ.get("LABKIT_FAST", "0") == "1"  # quick run: fewer photos, steps and pixels
-
+STUDENT_NAME = ""  # your name(s), as they should appear on the report
+MODEL_NAME = None  # None: $LABKIT_MODEL, else this lab's model (VGG16); offline: the bundled EfficientNet-Lite0
+FAST, DEVICE = lab_settings()  # FAST: $LABKIT_FAST=1 (small, quick settings); DEVICE: CUDA, Apple MPS or CPU
 BITS = (16, 8, 4, 3, 2)  # the bit widths of the sweep
 VIS_STEPS = 12 if FAST else None  # feature-visualisation steps (None: labkit's default)
 VIS_SIZE = 64 if FAST else None  # feature-visualisation image side in px (None: labkit's default)
 
 # %% id="setup"
-# %matplotlib inline
 import matplotlib.pyplot as plt
 import torch
 

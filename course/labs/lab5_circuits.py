@@ -42,15 +42,12 @@
 # notebook runs on a laptop CPU in minutes.
 
 # %% kind="free" tags=["parameters"]
-import os
+# %matplotlib inline
+from labkit.notebook import lab_settings
 
-from labkit.models import resolve_device
-
-STUDENT_NAME = ""  # your name(s)
-MODEL_NAME = None  # None = this lab's default (VGG19; $LABKIT_MODEL overrides), or e.g. "efficientnet_lite0"
-DEVICE = resolve_device()  # CUDA if available, else Apple MPS, else CPU
-FAST = os.environ.get("LABKIT_FAST", "0") == "1"  # quick run: fewer steps and pixels
-
+STUDENT_NAME = ""  # your name(s), as they should appear on the report
+MODEL_NAME = None  # None: $LABKIT_MODEL, else this lab's model (VGG19); offline: the bundled EfficientNet-Lite0
+FAST, DEVICE = lab_settings()  # FAST: $LABKIT_FAST=1 (small, quick settings); DEVICE: CUDA, Apple MPS or CPU
 CIRCUIT_LAYER = None  # None = the model's preset (VGG19: conv3_3 = "features.14")
 CIRCUIT_UNIT = None  # None = the preset (VGG19: 195)
 K = 6  # how many of the strongest inputs to study (the handout: six)
@@ -58,7 +55,6 @@ FV_STEPS = 24 if FAST else None  # feature-visualisation steps (None: labkit's d
 FV_SIZE = 64 if FAST else None  # feature-visualisation image side in px (None: labkit's default)
 
 # %% id="setup"
-# %matplotlib inline
 from pathlib import Path
 
 import matplotlib.pyplot as plt
