@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import numbers
 import weakref
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from labkit._table import RecordTable
+from labkit.models import model_device
 
 LayerRef = Union[str, int]
 
@@ -83,12 +85,6 @@ def _input_size(model: nn.Module, input_size) -> Tuple[int, int, int]:
     return tuple(input_size[-3:])
 
 
-def _device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 _TRACE_CACHE: "weakref.WeakKeyDictionary[nn.Module, Dict]" = weakref.WeakKeyDictionary()
 
 
@@ -123,7 +119,7 @@ def _trace(model: nn.Module, input_size=None) -> List[Tuple[str, nn.Module, Opti
             handles.append(m.register_forward_hook(post_hook(name)))
         model.eval()
         with torch.no_grad():
-            model(torch.zeros((1, *size), device=_device(model)))
+            model(torch.zeros((1, *size), device=model_device(model)))
     finally:
         for h in handles:
             h.remove()
@@ -246,26 +242,28 @@ def layer_info(model: nn.Module, layer: LayerRef) -> LayerInfo:
     raise ValueError(f"Layer {name!r} does not run in this model's forward pass.")
 
 
-def num_channels(model: nn.Module, layer: LayerRef) -> int:
-    """Output channels (filters) of ``layer``."""
-    row = layer_info(model, layer)
-    if row.channels is None:
-        raise ValueError(f"Layer {row.name!r} has no tensor output shape.")
-    return row.channels
+def check_channels(model: nn.Module, layer: LayerRef, channels) -> List[int]:
+    """Validate output-channel indices of ``layer`` (an int or a sequence of ints) and return them as a list.
 
-
-def check_filters(model: nn.Module, layer: LayerRef, filters) -> List[int]:
-    """Validate filter indices for ``layer``; the error states the layer's filter count."""
+    Raises:
+        IndexError: an index that is not an int in ``0..C-1``; the message states the layer's channel count.
+    """
     row = layer_info(model, layer)
     count = row.channels
-    flist = [filters] if isinstance(filters, int) else list(filters)
-    for f in flist:
-        if isinstance(f, bool) or not isinstance(f, int) or not 0 <= f < count:
+    if count is None:
+        raise ValueError(f"Layer {row.name!r} has no tensor output, so it has no channels.")
+    single = isinstance(channels, numbers.Integral) and not isinstance(channels, bool)
+    clist = [channels] if single else list(channels)
+    for c in clist:
+        if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < count:
             raise IndexError(
-                f"Filter {f!r} does not exist: layer {row.name!r} ({row.type}) has {count} filters, "
+                f"Channel {c!r} does not exist: layer {row.name!r} ({row.type}) has {count} channels, "
                 f"so valid indices are 0..{count - 1}."
             )
-    return flist
+    return [int(c) for c in clist]
+
+
+check_filters = check_channels  # old name, kept until every caller says "channels"; not part of the API
 
 
 # --------------------------------------------------------------------------- hooks
@@ -367,60 +365,97 @@ def run_until(model: nn.Module, x: torch.Tensor) -> None:
         pass
 
 
-def activations(model: nn.Module, x: torch.Tensor, layer: Union[LayerRef, Sequence[LayerRef]], *,
-                relu: Optional[str] = None):
-    """Truncated forward pass: the activation of ``layer`` for batch ``x``, without running later layers.
+def activations(model: nn.Module, x: torch.Tensor, layer: LayerRef, *, relu: Optional[str] = None) -> torch.Tensor:
+    """Truncated forward pass: the activation of one ``layer`` for batch ``x``, without running later layers.
 
     Args:
         x: [N,3,H,W] preprocessed batch on the model's device. Gradients flow if ``x`` requires grad.
-        layer: name or handout index, or a list of them (the pass stops after the last one).
+        layer: dotted name or handout index (several layers in one pass: :func:`capture`).
         relu: None for the layer's own output, "before"/"after" for the input/output of the
-            non-linearity that follows it (the pre-/post-activation).
+            non-linearity that follows it (both at once: :func:`pre_post`).
 
     Returns:
-        [N,C,h,w] tensor, or ``{layer: tensor}`` when ``layer`` is a list.
+        [N,C,h,w] tensor (or [N,F] for a linear layer).
     """
-    many = isinstance(layer, (list, tuple))
+    if isinstance(layer, (list, tuple)):
+        raise TypeError("activations() takes one layer; for several layers in one pass use "
+                        "`with labkit.layers.capture(model, layers, stop=True) as acts: run_until(model, x)`.")
     with capture(model, layer, relu=relu, stop=True) as store:
         run_until(model, x)
-    refs = list(layer) if many else [layer]
-    missing = [r for r in refs if r not in store]
-    if missing:
-        raise RuntimeError(f"Layer(s) {missing} did not run in the forward pass.")
-    return store if many else store[layer]
+    if layer not in store:
+        raise RuntimeError(f"Layer {layer!r} did not run in the forward pass.")
+    return store[layer]
 
 
-@contextlib.contextmanager
-def pre_post(model: nn.Module, layer: LayerRef) -> Iterator[Dict[str, torch.Tensor]]:
-    """Capture a layer's response before and after the non-linearity that follows it.
+@dataclasses.dataclass
+class PrePost:
+    """A layer's response before and after the non-linearity that follows it (:func:`pre_post`).
 
-    ``with pre_post(model, "features.0") as r: model(x)`` gives ``r["before"]`` and ``r["after"]``,
-    both [N,C,h,w]. The pre-activation is cloned so in-place ReLUs (VGG) cannot overwrite it.
+    Attributes:
+        layer: the layer's dotted name; nonlinearity: the name of the non-linearity module.
+        before, after: [N,C,h,w] (or [N,F]) its input and output.
+        cap: the upper clip of a capped non-linearity (6.0 for ReLU6), else None.
+    """
+
+    layer: str
+    nonlinearity: str
+    before: torch.Tensor
+    after: torch.Tensor
+    cap: Optional[float] = None
+
+    def zeroed(self) -> torch.Tensor:
+        """[C] fraction of the values (over batch and positions) that the non-linearity set to 0 from a negative input."""
+        return _channel_fraction((self.after == 0) & (self.before < 0))
+
+    def clipped(self) -> torch.Tensor:
+        """[C] fraction of the values a capped non-linearity cut down to its cap (all 0 for an uncapped one)."""
+        if self.cap is None:
+            return torch.zeros(self.before.shape[1], device=self.before.device)
+        return _channel_fraction(self.before > self.cap)
+
+
+def _channel_fraction(mask: torch.Tensor) -> torch.Tensor:
+    dims = [d for d in range(mask.dim()) if d != 1]
+    return mask.float().mean(dim=dims)
+
+
+def _cap(module: nn.Module) -> Optional[float]:
+    if isinstance(module, nn.Hardtanh) and float(module.min_val) == 0.0:  # nn.ReLU6 is Hardtanh(0, 6)
+        return float(module.max_val)
+    return None
+
+
+def pre_post(model: nn.Module, x: torch.Tensor, layer: LayerRef) -> PrePost:
+    """One truncated pass that returns ``layer``'s response before and after the non-linearity after it.
+
+    The same tensors as ``activations(model, x, layer, relu="before")`` and ``relu="after"``, from
+    one pass. The pre-activation is cloned, so an in-place ReLU (VGG) cannot overwrite it.
+
+    Args:
+        x: [N,3,H,W] preprocessed batch on the model's device.
+        layer: a layer followed by a non-linearity, or a non-linearity (name or handout index).
+
+    Returns:
+        :class:`PrePost`: ``before``/``after`` [N,C,h,w], the non-linearity's name and its cap (ReLU6: 6).
+
+    Raises:
+        ValueError: the layer is not followed by a non-linearity (the message lists the layers that are).
     """
     name, _ = resolve_layer(model, layer)
     act_name, act = _following_activation(model, name)
     store: Dict[str, torch.Tensor] = {}
-    with hooks() as handles:
-        handles.append(act.register_forward_pre_hook(lambda m, args: store.__setitem__("before", args[0].clone())))
-        handles.append(act.register_forward_hook(lambda m, args, out: store.__setitem__("after", out.clone())))
-        yield store
 
-
-def pre_post_activations(model: nn.Module, x: torch.Tensor, layer: LayerRef) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(before, after) the non-linearity following ``layer``, with a truncated pass. Each [N,C,h,w]."""
-    name, _ = resolve_layer(model, layer)
-    act_name, act = _following_activation(model, name)
-    store: Dict[str, torch.Tensor] = {}
-
-    def after(m, args, out):
-        store["after"] = out
+    def after(module, args, out):
+        store["after"] = out.clone()
         raise _StopForward
 
     with hooks() as handles:
         handles.append(act.register_forward_pre_hook(lambda m, args: store.__setitem__("before", args[0].clone())))
         handles.append(act.register_forward_hook(after))
         run_until(model, x)
-    return store["before"], store["after"]
+    if "after" not in store:
+        raise RuntimeError(f"{act_name!r} did not run in the forward pass.")
+    return PrePost(name, act_name, store["before"], store["after"], _cap(act))
 
 
 def conv_layers(model: nn.Module) -> LayerTable:

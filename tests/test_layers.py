@@ -49,8 +49,9 @@ def test_bad_layer_addresses_list_valid_choices(vgg16_random):
         L.resolve_layer(vgg16_random, 31)
     with pytest.raises(ValueError, match="Did you mean features.10"):
         L.resolve_layer(vgg16_random, "features.100")
-    with pytest.raises(IndexError, match="has 64 filters, so valid indices are 0..63"):
-        L.check_filters(vgg16_random, 0, [1, 255])
+    with pytest.raises(IndexError, match="has 64 channels, so valid indices are 0..63"):
+        L.check_channels(vgg16_random, 0, [1, 255])
+    assert L.check_channels(vgg16_random, 0, 3) == [3] and L.check_channels(vgg16_random, 0, (1, 2)) == [1, 2]
     with pytest.raises(ValueError, match="not followed by a non-linearity"):
         L.activations(vgg16_random, torch.zeros(1, 3, 32, 32), 4, relu="after")
 
@@ -75,21 +76,44 @@ def test_truncated_activation_equals_full_forward_capture(lite0):
         full = lite0(x)
     assert full.shape == (2, 1000)
     torch.testing.assert_close(L.activations(lite0, x, "blocks.2.1.conv_dw"), store["blocks.2.1.conv_dw"])
-    many = L.activations(lite0, x, ["conv_stem", "blocks.1.0.conv_dw"])
+    with L.capture(lite0, ["conv_stem", "blocks.1.0.conv_dw"], stop=True) as many:
+        L.run_until(lite0, x)
     assert set(many) == {"conv_stem", "blocks.1.0.conv_dw"}
+    torch.testing.assert_close(many["conv_stem"], L.activations(lite0, x, "conv_stem"))
+    with pytest.raises(TypeError, match="takes one layer"):
+        L.activations(lite0, x, ["conv_stem"])  # one return type: several layers go through capture
 
 
 def test_pre_and_post_relu_survive_inplace_relu(vgg16_random):
     model = vgg16_random
     assert model.features[1].inplace  # VGG's ReLUs overwrite their input
     x = torch.randn(1, 3, 64, 64)
-    before, after = L.pre_post_activations(model, x, 0)
+    r = L.pre_post(model, x, 0)
+    before, after = r.before, r.after
+    assert (r.layer, r.nonlinearity, r.cap) == ("features.0", "features.1", None)
     assert (before < 0).any(), "pre-activation must keep its negative values"
     torch.testing.assert_close(after, before.clamp(min=0))
-    with L.pre_post(model, 0) as r:
-        model(x)
-    torch.testing.assert_close(r["before"], before)
+    # the same tensors as the relu= address of activations (one way to name a tap point)
+    torch.testing.assert_close(L.activations(model, x, 0, relu="before"), before)
+    torch.testing.assert_close(L.activations(model, x, 0, relu="after"), after)
+    torch.testing.assert_close(r.zeroed(), (before < 0).float().mean(dim=(0, 2, 3)))
+    assert torch.equal(r.clipped(), torch.zeros(64))
     assert L.forward_hooks_count(model) == 0
+
+
+def test_pre_post_counts_zeroed_and_clipped_values_of_relu6(lite0):
+    from labkit.images import preprocess, sample_images
+
+    x = preprocess(list(sample_images().values())[:2], lite0)
+    r = L.pre_post(lite0, x, "conv_stem")
+    assert r.cap == 6.0 and r.nonlinearity == "bn1.act"
+    # independent: the same counts from the raw tensors
+    before = r.before
+    torch.testing.assert_close(r.after, before.clamp(0, 6))
+    torch.testing.assert_close(r.zeroed(), (before < 0).float().mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(r.clipped(), (before > 6).float().mean(dim=(0, 2, 3)))
+    assert float(r.clipped().max()) > 0  # the bundled model's stem does saturate
+    assert L.forward_hooks_count(lite0) == 0
 
 
 def test_gradients_flow_through_truncated_pass(lite0):
