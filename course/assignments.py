@@ -7,8 +7,10 @@
 
 Every step calls nbgrader itself (``python -m nbgrader ...`` in the course root, configured by
 ``nbgrader_config.py``), so what runs here is what an instructor runs by hand. Solutions are
-executed by ``nbgrader generate_solution`` with this Python's kernel; ``LABKIT_FAST=1`` (the
-Makefile's default) makes every lab run in a few minutes on a laptop CPU.
+executed by ``nbgrader generate_solution`` with this Python's kernel, at full quality unless
+``LABKIT_FAST=1`` is set (CI sets it: every lab then runs in a few minutes on a laptop CPU). Each
+executed solution records how it was made (model, fast, seconds, labkit version, device) in its
+metadata under ``labkit`` (``course.solution_run``).
 
 The functions are importable: tests/test_notebooks.py drives the same pipeline in a temporary
 copy of the course.
@@ -85,7 +87,6 @@ def kernel_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     env.pop("MPLBACKEND", None)
-    env.setdefault("LABKIT_FAST", "1")
     env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     if extra:
         env.update(extra)
@@ -173,25 +174,33 @@ def generate_release(course: Path, lab: str = "*") -> None:
     nbgrader(["generate_assignment", lab, "--force"], course)
 
 
-# generate_solution's own preprocessors minus Execute: for hand-ins that are executed anyway (autograde)
-_UNEXECUTED_SOLUTION = ("--GenerateSolution.preprocessors=['nbgrader.preprocessors.IncludeHeaderFooter',"
-                        "'nbgrader.preprocessors.LockCells','nbgrader.preprocessors.ClearOutput',"
-                        "'nbgrader.preprocessors.ClearMarkScheme']")
+# generate_solution's own preprocessors, with Execute replaced by one that records how the notebook ran
+# (course.solution_run), or left out for hand-ins that are executed anyway (autograde)
+_SOLUTION_STEPS = ("nbgrader.preprocessors.IncludeHeaderFooter", "nbgrader.preprocessors.LockCells",
+                   "nbgrader.preprocessors.ClearOutput", "nbgrader.preprocessors.ClearMarkScheme")
 
 
-def generate_solution(course: Path, lab: str = "*", *, execute: bool = True) -> List[Path]:
+def _solution_preprocessors(execute: bool) -> str:
+    steps = _SOLUTION_STEPS + (("course.solution_run.RecordedExecute",) if execute else ())
+    return "--GenerateSolution.preprocessors=[" + ",".join(repr(s) for s in steps) + "]"
+
+
+def generate_solution(course: Path, lab: str = "*", *, execute: bool = True,
+                      env: Optional[Dict[str, str]] = None) -> List[Path]:
     """``nbgrader generate_solution LAB --force``: solutions/<lab>/<lab>.ipynb, executed.
 
     Args:
         lab: a lab name or a glob.
-        execute: run the notebooks (nbgrader's Execute preprocessor). ``False`` only lays them out.
+        execute: run the notebooks (nbgrader's Execute preprocessor, recording model, fast, seconds,
+            labkit version and device in the metadata under ``labkit``). ``False`` only lays them out.
+        env: the environment of nbgrader and its kernels (default :func:`kernel_env`).
 
     Raises:
         PipelineError: nbgrader failed, or a cell raised while executing (nbgrader records cell
             errors and goes on; we don't).
     """
-    args = ["generate_solution", lab, "--force"] + ([] if execute else [_UNEXECUTED_SOLUTION])
-    nbgrader(args, course)
+    args = ["generate_solution", lab, "--force", _solution_preprocessors(execute)]
+    nbgrader(args, course, env=env)
     paths = sorted((Path(course) / SOLUTION_DIR).glob(f"{lab}/*.ipynb"))
     for path in paths if execute else []:
         errors = error_cells(nbformat.read(str(path), as_version=4))
@@ -314,9 +323,10 @@ def run_release(labs: Sequence[str], course: Path = ROOT) -> List[str]:
 def run_all(labs: Sequence[str], course: Path = ROOT) -> None:
     """Release, then execute each lab's solutions and save an HTML copy next to them."""
     labs = run_release(labs, course)
-    fast = kernel_env()["LABKIT_FAST"] == "1"
-    print(f"Executed solutions ({SOLUTION_DIR}/, LABKIT_FAST={'1: small sizes and steps' if fast else '0: full quality'}):",
-          flush=True)
+    from labkit.notebook import fast_mode
+
+    quality = "LABKIT_FAST=1: small sizes and steps" if fast_mode() else "full quality (LABKIT_FAST=1: quick)"
+    print(f"Executed solutions ({SOLUTION_DIR}/, {quality}):", flush=True)
     failed = []
     for lab in labs:
         t0 = time.time()
@@ -327,7 +337,9 @@ def run_all(labs: Sequence[str], course: Path = ROOT) -> None:
             failed.append(lab)
             continue
         page = export_html(path)
-        print(f"  solved  {path.relative_to(course)} + {page.name} ({time.time() - t0:.0f} s)", flush=True)
+        run = nbformat.read(str(path), as_version=4).metadata.get("labkit", {})
+        print(f"  solved  {path.relative_to(course)} + {page.name} ({time.time() - t0:.0f} s; "
+              f"model {run.get('model')} on {run.get('device')}, fast={run.get('fast')})", flush=True)
     if failed:
         raise PipelineError(f"solutions failed for: {', '.join(failed)} (see above)")
 

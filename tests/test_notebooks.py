@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import csv
 import html
-import importlib.util
 import os
 import re
 import runpy
@@ -40,7 +39,8 @@ from course import assignments as A  # noqa: E402
 LABS = A.lab_names(ROOT)
 if os.environ.get("LABKIT_TEST_LABS"):  # e.g. LABKIT_TEST_LABS=lab1_saliency,lab3_relu while working on two labs
     LABS = [lab for lab in LABS if lab in os.environ["LABKIT_TEST_LABS"].split(",")]
-STUDENTS = {"alice": A.SOLUTION_DIR, "bob": A.RELEASE_DIR}  # hand-in: the solutions / the untouched release
+STUDENTS = {"alice": A.SOLUTION_DIR, "bob": A.RELEASE_DIR}
+SOLVED_LAB = "lab3_relu" if "lab3_relu" in LABS else (LABS or [""])[0]  # the quickest lab, executed as a solution  # hand-in: the solutions / the untouched release
 QUESTION_HEADING = re.compile(r"^(#{2,3})\s+(Question\s+(\S+).*)$", re.M)
 POINTS = re.compile(r"\((\d+(?:\.\d+)?)\s*(?:of\s+\d+(?:\.\d+)?\s*)?pts?\b", re.I)
 
@@ -188,6 +188,7 @@ class Course:
     grades: Dict[tuple, dict] = field(default_factory=dict)  # (student, lab) -> gradebook row
     log: str = ""
     seconds: float = 0.0
+    solved: Dict[str, object] = field(default_factory=dict)  # one lab's executed solution: lab, path, seconds
 
     def path(self, step: str, lab: str, student: str = "alice") -> Path:
         if step in ("submitted", "autograded"):
@@ -206,8 +207,9 @@ def course(tmp_path_factory) -> Course:
     """The whole pipeline, built once for every test below.
 
     One course is released and laid out; a copy of it (gradebook included) grades bob while the
-    original grades alice, in parallel with one CPU thread per kernel: on two cores this overlaps
-    the single-threaded parts (kernel start, imports, plotting) of the two runs.
+    original grades alice, and a third copy executes one lab's solutions the way `make assignments`
+    does (``SOLVED_LAB``), in parallel with few CPU threads per kernel: on two cores this overlaps
+    the single-threaded parts (kernel start, imports, plotting) of the runs.
     """
     if not LABS:
         pytest.skip("no labs in notebooks/")
@@ -223,7 +225,9 @@ def course(tmp_path_factory) -> Course:
     for lab in LABS:
         for student, step in STUDENTS.items():
             A.submit(roots[student], student, lab, A.notebook_path(roots["alice"], step, lab))
-    threads = str(max(1, (os.cpu_count() or 2) // len(roots)))
+    solver = A.make_course_copy(base / "solver", [SOLVED_LAB])
+    A.generate_release(solver, SOLVED_LAB)
+    threads = str(max(1, (os.cpu_count() or 2) // (len(roots) + 1)))
     # MPLBACKEND=Agg, as on a hub that sets it: each lab's own `%matplotlib inline` must still show figures
     env = A.kernel_env({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "MPLBACKEND": "Agg"})
 
@@ -232,9 +236,19 @@ def course(tmp_path_factory) -> Course:
         A.export_grades(roots[student], roots[student] / "grades.csv")
         return "\n".join(p.stdout + p.stderr for p in procs)
 
-    with ThreadPoolExecutor(len(roots)) as pool:
+    def solve():  # `make assignments`' step for one lab: generate_solution, executed
+        start = time.time()
+        try:
+            (path,) = A.generate_solution(solver, SOLVED_LAB, env=env)
+        except A.PipelineError as err:
+            return {"lab": SOLVED_LAB, "error": str(err)}
+        return {"lab": SOLVED_LAB, "path": path, "seconds": time.time() - start}
+
+    with ThreadPoolExecutor(len(roots) + 1) as pool:
+        solving = pool.submit(solve)
         logs = list(pool.map(grade, roots))
-    built = Course(roots, log="\n".join(logs), seconds=time.time() - t0)
+        solved = solving.result()
+    built = Course(roots, log="\n".join(logs), seconds=time.time() - t0, solved=solved)
     for student, root in roots.items():
         built.grades.update({(r["student"], r["assignment"]): r for r in A.grade_table(root, LABS)})
     print(f"\nnotebook pipeline for {len(LABS)} lab(s): {built.seconds:.0f} s")
@@ -370,3 +384,27 @@ def test_lab_settings_reads_labkit_fast_and_picks_a_device(monkeypatch):
     FAST, DEVICE = lab_settings()  # noqa: N806 - the names the labs use
     assert FAST is False and DEVICE == resolve_device()
     assert lab_settings("cpu").device == torch.device("cpu")
+
+
+@pytest.mark.slow
+def test_executed_solution_records_how_it_ran(course):
+    """`make assignments`' solutions say in their metadata what made them: model, fast, seconds, labkit, device."""
+    import labkit
+    from labkit.models import model_names, resolve_device
+
+    solved = course.solved
+    assert "error" not in solved, f"{solved['lab']}: generate_solution failed: {solved.get('error')}"
+    nb = nbformat.read(str(solved["path"]), as_version=4)
+    run = nb.metadata.get("labkit", {})
+    assert run.get("lab") == solved["lab"], "the source's labkit metadata (lab, title, points) must stay"
+    assert run.get("model") in model_names(), f"recorded model {run.get('model')!r}"
+    if os.environ["LABKIT_MODEL"] == "efficientnet_lite0":  # bundled: no fallback, so it is the one asked for
+        assert run["model"] == "efficientnet_lite0"
+    assert run.get("fast") is True, "the fixture runs with LABKIT_FAST=1, so the record must say fast: true"
+    assert run.get("labkit_version") == labkit.__version__
+    assert run.get("device") == str(resolve_device()), f"recorded device {run.get('device')!r}"
+    assert 0 < run.get("seconds", 0) <= solved["seconds"], (
+        f"recorded {run.get('seconds')} s; the whole generate_solution took {solved['seconds']:.0f} s")
+    # the record's probe cell is gone again: the solution has exactly the source's cells
+    assert [c.get("id") for c in nb.cells] == [c.get("id") for c in _source(solved["lab"]).cells]
+    assert not A.error_cells(nb), f"{solved['lab']}: the executed solution raised: {A.error_cells(nb)}"
