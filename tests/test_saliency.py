@@ -81,7 +81,7 @@ def relu_flags(model):
 
 def test_vanilla_matches_captum_saliency(lite0, pair):
     x, t = pair
-    sal, grad = S.vanilla(lite0, x, t, return_signed=True)
+    sal, grad = S.vanilla(lite0, x, t), S.gradient(lite0, x, t)
     ref_abs = captum_attr.Saliency(lite0).attribute(x, target=t, abs=True)
     ref_signed = captum_attr.Saliency(lite0).attribute(x, target=t, abs=False)
     assert sal.shape == (2, 224, 224) and grad.shape == (2, 3, 224, 224)
@@ -151,11 +151,11 @@ def test_integrated_gradients_matches_captum(lite0, pair, method):
         x, t = x[:1], t[:1]
     steps = 4
     black = torch.full_like(x[:1], -1.0)  # lite0: mean = std = 0.5, so -1 is black
-    res = S.integrated_gradients(lite0, x, t, baseline=black, steps=steps, method=method, batch_size=5,
-                                 return_error=True)
+    res = S.integrated_gradients(lite0, x, t, baseline=black, steps=steps, method=method, batch_size=5)
+    assert isinstance(res, S.IGResult)
     ref, delta = captum_attr.IntegratedGradients(lite0).attribute(
         x, baselines=black.expand_as(x), target=t, n_steps=steps, method=method, return_convergence_delta=True)
-    attr, err = res
+    attr, err = res.attributions, res.error
     assert attr.shape == x.shape and err.shape == (len(t),)
     if method == "riemann_trapezoid":
         # captum's trapezoid weights are 1/n (halved at the ends); the trapezoid rule's are 1/(n-1)
@@ -354,12 +354,16 @@ METHOD_CASES = {
 }
 
 
+def as_map(result):
+    return result.attributions if isinstance(result, S.IGResult) else result
+
+
 @pytest.mark.parametrize("name", list(METHOD_CASES))
 def test_batch_equals_single_images(lite0, four, name):
     x, t = four
     fn, kwargs = S.METHODS[name], METHOD_CASES[name]
-    batch = fn(lite0, x, t, **kwargs)
-    singles = torch.cat([fn(lite0, x[i:i + 1], t[i], **kwargs) for i in range(4)])
+    batch = as_map(fn(lite0, x, t, **kwargs))
+    singles = torch.cat([as_map(fn(lite0, x[i:i + 1], t[i], **kwargs)) for i in range(4)])
     assert batch.shape == singles.shape and batch.shape[0] == 4 and batch.shape[-2:] == (224, 224)
     assert batch.device == x.device
     assert not batch.requires_grad
@@ -436,13 +440,65 @@ def test_train_mode_is_restored_and_ignored(lite0, four):
     assert_close(got, expected)
 
 
-def test_tensor_and_numpy_targets(lite0, four):
+def test_tensor_numpy_and_class_name_targets(lite0, four):
     x = four[0][:2]
     expected = S.grad_cam(lite0, x, [285, 235])
-    for target in (torch.tensor([285, 235]), np.array([285, 235])):
+    for target in (torch.tensor([285, 235]), np.array([285, 235]), ["Egyptian cat", "German shepherd"]):
         assert torch.equal(S.grad_cam(lite0, x, target), expected)
     with pytest.raises(TypeError):
         S.grad_cam(lite0, x, 2.5)
+    with pytest.raises(ValueError, match="Close matches"):
+        S.vanilla(lite0, x, "Egyptian kat")
+
+
+# --------------------------------------------------------------------------- memory budget
+
+
+def test_chunk_size_follows_the_budget(lite0, four):
+    x = four[0][:1]
+    per_image = S.per_image_bytes(lite0, x, backward=True)
+    assert per_image > S.per_image_bytes(lite0, x, backward=False) > x[0].numel() * 4
+    assert S.chunk_size(lite0, x, 10 * per_image / 2 ** 20, backward=True) == 10
+    assert S.chunk_size(lite0, x, 1e-6, backward=True) == 1  # never below one image
+    assert S.chunk_size(lite0, x, 1e-6, backward=True, batch_size=7) == 7  # an explicit count wins
+    with pytest.raises(ValueError, match="memory_mb"):
+        S.chunk_size(lite0, x, 0, backward=True)
+    with pytest.raises(ValueError, match="batch_size"):
+        S.smoothgrad(lite0, x, 1, samples=2, batch_size=0)
+
+
+CHUNKED_CASES = {
+    "smoothgrad": {"samples": 5, "seed": 3},
+    "integrated_gradients": {"steps": 5},
+    "occlusion": {"window": 112, "stride": 56},
+}
+
+
+@pytest.mark.parametrize("name", list(CHUNKED_CASES))
+def test_chunked_equals_unchunked(lite0, four, name):
+    """A tiny budget (one copy per pass) gives the same maps as no budget at all (everything in one pass)."""
+    x, t = four[0][:2], four[1][:2]
+    fn, kwargs = S.METHODS[name], CHUNKED_CASES[name]
+    calls = []
+    handle = lite0.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape[0]))
+    try:
+        whole = as_map(fn(lite0, x, t, memory_mb=None, **kwargs))
+        n_whole, calls[:] = len(calls), []
+        chunked = as_map(fn(lite0, x, t, memory_mb=1e-6, **kwargs))
+    finally:
+        handle.remove()
+    assert max(calls) == 1 and len(calls) > n_whole  # really one copy per pass
+    assert_close(chunked, whole, rtol=1e-4)
+
+
+def test_sanity_check_chunked_equals_unchunked(lite0, four):
+    x, t = four[0][:3], four[1][:3]
+    kwargs = {"max_steps": 2, "seed": 0, "method_kwargs": {"samples": 2, "seed": 1}}
+    whole = S.sanity_check(lite0, x, t, "smoothgrad", memory_mb=None, **kwargs)
+    chunked = S.sanity_check(lite0, x, t, "smoothgrad", memory_mb=1e-6, **kwargs)
+    assert [r["layer"] for r in whole] == [r["layer"] for r in chunked]
+    np.testing.assert_allclose([r["spearman_per_image"] for r in chunked], [r["spearman_per_image"] for r in whole],
+                               atol=1e-5)
 
 
 # --------------------------------------------------------------------------- plots
