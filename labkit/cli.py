@@ -194,8 +194,8 @@ def _cmd_featurevis(args) -> int:
         print(f"labkit featurevis: error: {err}", file=sys.stderr)
         return 2
     h, w = result.images.shape[-2:]
-    print(f"{model.labkit.name} {result.layer} filters {result.filters}: {w}x{h} px each -> {path}")
-    for f, a in zip(result.filters, result.activations.tolist()):
+    print(f"{model.labkit.name} {result.layer} filters {result.channels}: {w}x{h} px each -> {path}")
+    for f, a in zip(result.channels, result.activations.tolist()):
         print(f"  filter {f}: {result.objective} = {a:.4g}")
     return 0
 

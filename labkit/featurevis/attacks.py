@@ -20,24 +20,26 @@ class AttackResult:
     """Outcome of an attack on a batch of ``N`` images.
 
     Attributes:
-        x_adv: ``[N,3,H,W]`` adversarial batch, preprocessed (the model's normalised units), on the model's device.
+        x_adv: ``[N,3,H,W]`` adversarial batch, preprocessed (the model's normalised units, same shape
+            as ``x``), on the model's device.
         images: ``[N,3,H,W]`` adversarial images in ``[0,1]`` on the CPU.
         perturbation: ``[N,3,H,W]`` adversarial minus original, ``[0,1]`` units, CPU.
-        original_class, adversarial_class: ``[N]`` the model's top class before/after.
+        original_class: ``[N]`` the model's top class on the original images.
+        pred: ``[N]`` the model's top class on the adversarial images.
         target: ``[N]`` the class the attack aimed at (targeted) or moved away from (untargeted).
         targeted: which kind of attack.
-        success: ``[N]`` bool: the top class is the target (targeted) / no longer the label (untargeted).
+        success: ``[N]`` bool: ``pred`` is the target (targeted) / is no longer the label (untargeted).
         steps: ``[N]`` gradient steps used (an iterative attack stops an image once it fools the model).
         linf: ``[N]`` max |perturbation| in ``[0,1]`` pixel units.
         l2: ``[N]`` Euclidean norm of the perturbation over all ``3*H*W`` values, ``[0,1]`` units.
-        confidence: ``[N]`` softmax probability of the adversarial class.
+        confidence: ``[N]`` softmax probability of ``pred``.
     """
 
     x_adv: torch.Tensor
     images: torch.Tensor
     perturbation: torch.Tensor
     original_class: torch.Tensor
-    adversarial_class: torch.Tensor
+    pred: torch.Tensor
     target: torch.Tensor
     targeted: bool
     success: torch.Tensor
@@ -52,7 +54,7 @@ class AttackResult:
         lines = []
         for i in range(len(self.success)):
             lines.append(
-                f"{name(int(self.original_class[i]))} -> {name(int(self.adversarial_class[i]))} "
+                f"{name(int(self.original_class[i]))} -> {name(int(self.pred[i]))} "
                 f"({100 * float(self.confidence[i]):.1f}%), {'fooled' if self.success[i] else 'not fooled'} "
                 f"after {int(self.steps[i])} step(s); L_inf {255 * float(self.linf[i]):.1f}/255, "
                 f"L2 {float(self.l2[i]):.3f}"
@@ -60,26 +62,14 @@ class AttackResult:
         return lines
 
 
-def _targets(target, n: int, device, model) -> torch.Tensor:
-    from labkit.images import class_index
-
-    classes = getattr(getattr(model, "labkit", None), "classes", None)
-    if torch.is_tensor(target):
-        t = target.to(device=device, dtype=torch.long).flatten()
-    elif isinstance(target, (list, tuple)):
-        t = torch.tensor([class_index(c, classes) for c in target], device=device)
-    else:
-        t = torch.tensor([class_index(target, classes)], device=device)
-    if t.numel() == 1:
-        t = t.expand(n).clone()
-    if t.numel() != n:
-        raise ValueError(f"Got {t.numel()} targets for a batch of {n} images.")
-    return t
-
-
 def _check_eps(eps: float, what: str = "eps") -> None:
     if not 0 <= eps <= 1:
         raise ValueError(f"{what} is in [0,1] pixel units (8/255 = eight grey levels), got {eps}.")
+
+
+def _check_batch(x: torch.Tensor) -> None:
+    if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"x must be a preprocessed batch [N,3,H,W], got {getattr(x, 'shape', type(x).__name__)}.")
 
 
 def _result(model, x01_orig, x01_adv, orig_cls, target, targeted, steps) -> AttackResult:
@@ -88,43 +78,46 @@ def _result(model, x01_orig, x01_adv, orig_cls, target, targeted, steps) -> Atta
     with torch.no_grad():
         x_adv = normalize(x01_adv, model)
         probs = F.softmax(model(x_adv), dim=1)
-        conf, adv_cls = probs.max(dim=1)
+        conf, pred = probs.max(dim=1)
     delta = (x01_adv - x01_orig).detach()
-    success = adv_cls == target if targeted else adv_cls != target
+    success = pred == target if targeted else pred != target
     return AttackResult(
         x_adv=x_adv.detach(), images=x01_adv.detach().cpu(), perturbation=delta.cpu(),
-        original_class=orig_cls.cpu(), adversarial_class=adv_cls.cpu(), target=target.cpu(), targeted=targeted,
+        original_class=orig_cls.cpu(), pred=pred.cpu(), target=target.cpu(), targeted=targeted,
         success=success.cpu(), steps=steps.cpu(), linf=delta.abs().flatten(1).amax(1).cpu(),
         l2=delta.flatten(1).norm(dim=1).cpu(), confidence=conf.cpu(),
     )
 
 
-def _input_grad(model: nn.Module, x01: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """d CE(model(normalize(x01)), target) / d x01, per image (sum over the batch keeps them independent)."""
+def _logit_step(model: nn.Module, x01: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``sign(d logit_target / d x01)`` per image. The model's normalisation scales each colour
+    channel by a positive factor, so the sign is that of :func:`labkit.scores.input_gradient`."""
     from labkit.images import normalize
+    from labkit.scores import input_gradient
 
-    x01 = x01.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(normalize(x01, model)), target, reduction="sum")
-    (grad,) = torch.autograd.grad(loss, x01)
-    return grad
+    return input_gradient(model, normalize(x01, model), target).sign()
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, target=None, eps: float = 2 / 255, *, targeted: bool = False) -> AttackResult:
-    """Fast gradient sign method (Goodfellow et al. 2015): one step of size ``eps`` along the sign of
-    the input gradient of the cross-entropy loss.
+    """Fast gradient sign method (Goodfellow et al. 2015) on the class score: one step of size ``eps``
+    along the sign of the input gradient of the target's logit (down for an untargeted attack, up for
+    a targeted one).
 
     Args:
         x: ``[N,3,H,W]`` preprocessed batch on the model's device.
         target: label(s) to move away from (untargeted; default: the model's own prediction) or, with
-            ``targeted=True``, the class(es) to move towards. Index, name, list or ``[N]`` tensor.
+            ``targeted=True``, the class(es) to move towards. Index, name, list or ``[N]`` tensor
+            (:func:`labkit.scores.resolve_targets`).
         eps: step size in ``[0,1]`` pixel units.
 
     Returns:
         :class:`AttackResult` (``steps`` is 1).
     """
     from labkit.images import denormalize
+    from labkit.scores import resolve_targets
 
     _check_eps(eps)
+    _check_batch(x)
     x01 = denormalize(x.detach(), model)
     with torch.no_grad():
         orig = model(x.detach()).argmax(dim=1)
@@ -133,54 +126,60 @@ def fgsm(model: nn.Module, x: torch.Tensor, target=None, eps: float = 2 / 255, *
             raise ValueError("A targeted attack needs a target class.")
         t = orig.clone()
     else:
-        t = _targets(target, x.shape[0], x.device, model)
-    grad = _input_grad(model, x01, t)
-    direction = -1.0 if targeted else 1.0
-    adv = (x01 + direction * eps * grad.sign()).clamp(0, 1)
+        t = resolve_targets(model, target, x.shape[0])
+    direction = 1.0 if targeted else -1.0
+    adv = (x01 + direction * eps * _logit_step(model, x01, t)).clamp(0, 1)
     return _result(model, x01, adv, orig, t, targeted, torch.ones_like(orig))
 
 
-def targeted_attack(model: nn.Module, x: torch.Tensor, target_class, *, eps: float = 8 / 255,
-                    step: float = 1 / 255, max_steps: int = 50, progress: bool = True) -> AttackResult:
-    """Iterative targeted attack (I-FGSM / PGD without random start) that stops once fooled.
+def targeted_attack(model: nn.Module, x: torch.Tensor, target_class, *, eps: float = 2 / 255, steps: int = 20,
+                    step_size: Optional[float] = None, progress: bool = True) -> AttackResult:
+    """Iterative targeted attack (I-FGSM / PGD without random start on the target's logit) that
+    stops an image once it is fooled.
 
-    Each step moves every not-yet-fooled image by ``step`` against the sign of the gradient of the
-    cross-entropy with ``target_class`` and projects back into the L_inf ball of radius ``eps``
-    around the original (and into ``[0,1]``). An image stops as soon as its top class is the target.
+    Each step moves every not-yet-fooled image by ``step_size`` along the sign of the gradient of the
+    target class's logit and projects back into the L_inf ball of radius ``eps`` around the original
+    (and into ``[0,1]``). An image stops as soon as its top class is the target.
 
     Args:
         x: ``[N,3,H,W]`` preprocessed batch on the model's device.
-        target_class: class index or name (``"goldfish"``), or one per image.
-        eps: L_inf budget in ``[0,1]`` pixel units; step: step size in the same units.
-        max_steps: give up after this many steps.
+        target_class: class index or name (``"goldfish"``), or one per image (see
+            :func:`labkit.scores.resolve_targets`).
+        eps: L_inf budget in ``[0,1]`` pixel units (``2/255`` = two grey levels).
+        steps: give up after this many steps.
+        step_size: per-step change in ``[0,1]`` units (default ``eps / 4``).
+        progress: show a tqdm progress bar.
 
     Returns:
-        :class:`AttackResult` with the per-image steps used, success, and L_inf / L2 sizes.
+        :class:`AttackResult`: ``x_adv`` (preprocessed, same shape as ``x``), ``success`` and ``pred``
+        per image, with the steps used and the L_inf / L2 sizes.
     """
     from tqdm.auto import tqdm
 
     from labkit.images import denormalize, normalize
+    from labkit.scores import resolve_targets
 
     _check_eps(eps)
-    _check_eps(step, "step")
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}.")
+    _check_batch(x)
+    step_size = eps / 4 if step_size is None else step_size
+    _check_eps(step_size, "step_size")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}.")
     x01 = denormalize(x.detach(), model)
     with torch.no_grad():
         orig = model(x.detach()).argmax(dim=1)
-    t = _targets(target_class, x.shape[0], x.device, model)
+    t = resolve_targets(model, target_class, x.shape[0])
     adv = x01.clone()
-    steps = torch.zeros_like(orig)
+    used = torch.zeros_like(orig)
     done = orig == t
-    for _ in tqdm(range(max_steps), disable=not progress, desc="targeted attack", leave=False):
+    for _ in tqdm(range(steps), disable=not progress, desc="targeted attack", leave=False):
         if bool(done.all()):
             break
         active = ~done
-        grad = _input_grad(model, adv[active], t[active])
-        moved = adv[active] - step * grad.sign()
+        moved = adv[active] + step_size * _logit_step(model, adv[active], t[active])
         moved = torch.max(torch.min(moved, x01[active] + eps), x01[active] - eps).clamp(0, 1)
         adv[active] = moved
-        steps[active] += 1
+        used[active] += 1
         with torch.no_grad():
             done[active] = model(normalize(moved, model)).argmax(dim=1) == t[active]
-    return _result(model, x01, adv, orig, t, True, steps)
+    return _result(model, x01, adv, orig, t, True, used)

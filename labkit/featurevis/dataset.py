@@ -23,7 +23,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 @dataclasses.dataclass
 class DatasetExamples:
-    """The top-``k`` images for one channel, best first.
+    """The top-``k`` images for one channel, best first (draw with ``labkit.plot.dataset_examples_figure``).
 
     Attributes:
         images: ``[k,3,H,W]`` the images as the model saw them, ``[0,1]`` on the CPU.
@@ -35,7 +35,7 @@ class DatasetExamples:
         sources: the path or name of each image (or its index in a tensor batch).
         indices: positions of the top images in the input list.
         all_scores: ``[N]`` the score of every image, in input order.
-        layer, filter, relu, receptive_field: what was measured (receptive field in px; -1 = global).
+        layer, channel, relu, receptive_field: what was measured (receptive field in px; -1 = global).
     """
 
     images: torch.Tensor
@@ -47,7 +47,7 @@ class DatasetExamples:
     indices: List[int]
     all_scores: torch.Tensor
     layer: str
-    filter: int
+    channel: int
     relu: Optional[str]
     receptive_field: int
 
@@ -81,14 +81,14 @@ def receptive_box(pos: Tuple[int, int], fmap_hw: Tuple[int, int], image_hw: Tupl
     return top, left, max(bottom, top + 1), max(right, left + 1)
 
 
-def dataset_examples(model: nn.Module, layer, filter: int, images, *, k: int = 9, batch_size: int = 16,
+def dataset_examples(model: nn.Module, layer, channel: int, images, *, k: int = 9, batch_size: int = 16,
                      relu: Optional[str] = None, size: Optional[int] = None, progress: bool = True) -> DatasetExamples:
-    """The ``k`` images among ``images`` that excite ``filter`` of ``layer`` most, with crops.
+    """The ``k`` images among ``images`` that excite ``channel`` of ``layer`` most, with crops.
 
     Args:
         images: a folder, a list of paths / sample names / PIL images, ``labkit.images.sample_images()``,
             or a preprocessed ``[N,3,H,W]`` tensor.
-        filter: channel index (checked against the layer's filter count).
+        channel: channel index (checked against the layer's channel count).
         k: how many to keep (at most the number of images).
         batch_size: images per forward pass (the pass stops at ``layer``).
         relu: None, "before" or "after" the layer's non-linearity.
@@ -102,7 +102,7 @@ def dataset_examples(model: nn.Module, layer, filter: int, images, *, k: int = 9
     from labkit.images import denormalize, preprocess
 
     name, _ = L.resolve_layer(model, layer)
-    (filt,) = L.check_filters(model, name, [filter])
+    (chan,) = L.check_channels(model, name, [channel])
     if k < 1 or batch_size < 1:
         raise ValueError(f"k and batch_size must be >= 1, got {k} and {batch_size}.")
     rf = L.layer_info(model, name).receptive_field
@@ -117,7 +117,7 @@ def dataset_examples(model: nn.Module, layer, filter: int, images, *, k: int = 9
                 x = images[start:start + batch_size]
             else:
                 x = preprocess(items[start:start + batch_size], model, size=size)
-            maps = L.activations(model, x, name, relu=relu)[:, filt]
+            maps = L.activations(model, x, name, relu=relu)[:, chan]
             if maps.dim() == 1:  # a linear layer: one value per image, no positions
                 maps = maps[:, None, None]
             fmap_hw = tuple(maps.shape[-2:])
@@ -137,4 +137,4 @@ def dataset_examples(model: nn.Module, layer, filter: int, images, *, k: int = 9
                for i in order]
     return DatasetExamples(images=chosen, crops=crops, boxes=boxes, positions=[positions[i] for i in order],
                            scores=all_scores[order], sources=sources, indices=order, all_scores=all_scores,
-                           layer=name, filter=filt, relu=relu, receptive_field=rf)
+                           layer=name, channel=chan, relu=relu, receptive_field=rf)

@@ -14,10 +14,10 @@ from torch import nn
 
 from labkit import layers as L
 
-from .core import _plan, _resolve_transforms, sample_generators
 from .objectives import Objective, StepState
 from .param import as_param
 from .regularizers import total_variation
+from .render import render, sample_generators
 
 __all__ = ["InversionResult", "invert"]
 
@@ -30,7 +30,7 @@ class InversionResult:
         images: ``[N,3,H,W]`` reconstructions in ``[0,1]`` on the CPU.
         relative_error: ``[N]`` ``||phi(x_hat) - phi(x)||^2 / ||phi(x)||^2`` at the end.
         initial_error: ``[N]`` the same for the starting noise (how far the optimisation came).
-        losses: mean total loss per step.
+        losses: mean total loss (relative error + prior) per step.
         layer, relu: the layer whose features were matched.
     """
 
@@ -41,15 +41,19 @@ class InversionResult:
     layer: str
     relu: Optional[str]
 
+    def titles(self) -> List[str]:
+        """One short title per image: the layer and the final relative error."""
+        return [f"from {self.layer}\nrel. error {float(e):.2f}" for e in self.relative_error]
+
 
 def invert(model: nn.Module, x: torch.Tensor, layer, *, steps: int = 200, tv_weight: float = 0.05,
            lr: float = 0.05, relu: Optional[str] = None, param="pixel", transforms=None, seed: int = 0,
-           progress: bool = True) -> InversionResult:
-    """Reconstruct images from their activations at ``layer``.
+           progress: bool = True, batch_size: Optional[int] = -1, fast: bool = True) -> InversionResult:
+    """Reconstruct images from their activations at ``layer`` (Mahendran & Vedaldi 2015).
 
     Minimises ``||phi(x_hat) - phi(x)||^2 / ||phi(x)||^2 + tv_weight * TV(x_hat)`` per image over
-    ``x_hat`` (TV in ``[0,1]`` units, see :func:`~labkit.featurevis.regularizers.total_variation`),
-    with Adam. The forward pass stops at ``layer``.
+    ``x_hat`` (TV in ``[0,1]`` units, see :func:`~labkit.featurevis.regularizers.total_variation`)
+    with :func:`~labkit.featurevis.render`; the forward pass stops at ``layer``.
 
     Args:
         x: ``[N,3,H,W]`` preprocessed batch (the photos to invert) on the model's device.
@@ -58,56 +62,33 @@ def invert(model: nn.Module, x: torch.Tensor, layer, *, steps: int = 200, tv_wei
         tv_weight: strength of the total-variation prior.
         param: "pixel" or "fft" (or a spec); transforms: optional random transforms (default none).
         seed: seeds the starting noise (per image).
+        batch_size, fast: speed settings of :func:`~labkit.featurevis.render`.
 
     Returns:
-        :class:`InversionResult`.
+        :class:`InversionResult` with ``images`` ``[N,3,H,W]`` in ``[0,1]``.
     """
-    from tqdm.auto import tqdm
-
     from labkit.images import normalize
 
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}.")
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"x must be a preprocessed batch [N,3,H,W], got shape {tuple(x.shape)}.")
     name, _ = L.resolve_layer(model, layer)
     with torch.no_grad():
-        target = L.activations(model, x.detach(), name, relu=relu).detach()
+        target = L.activations(model, x.detach(), name, relu=relu).detach().float()
     norm = target.flatten(1).pow(2).sum(1).clamp_min(1e-12)
 
     def relative_error(state: StepState) -> torch.Tensor:
-        return (state.activation(None, None) - target).flatten(1).pow(2).sum(1) / norm
+        idx = state.channels  # image i of the batch inverts photo channels[i]
+        return (state.activation(None, None) - target[idx]).flatten(1).pow(2).sum(1) / norm[idx]
 
     match = Objective(lambda s: -relative_error(s), "feature_match", needs=[(None, None)])
-    prior = total_variation(tv_weight)
-    plan = _plan(model, (name, relu), [match])
-    augment = _resolve_transforms(transforms)
     n, _, h, w = x.shape
-    gens = sample_generators(seed, range(n))
-    image_param = as_param(param).build(n, (h, w), gens=gens, model=model, device=x.device)
-    params = image_param.parameters()
-    opt = torch.optim.Adam(params, lr=lr)
-    filters = torch.zeros(n, dtype=torch.long, device=x.device)
-
-    def state_of(x01, augmented):
-        acts, _ = plan.run(model, normalize(augmented, model))
-        return StepState(acts=acts, filters=filters, images=x01, logits=None, model=model)
-
-    with torch.no_grad():
-        start = image_param()
-        initial = relative_error(state_of(start, start))
-    losses = []
-    for _ in tqdm(range(steps), disable=not progress, desc=f"invert {name}", leave=False):
-        x01 = image_param()
-        state = state_of(x01, augment(x01, gens))
-        loss = -(match(state) + prior(state))
-        grads = torch.autograd.grad(loss.sum(), params)
-        for p, g in zip(params, grads):
-            p.grad = g
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        image_param.project()
-        losses.append(float(loss.detach().mean()))
-    with torch.no_grad():
-        final = image_param().clamp(0, 1)
-        error = relative_error(state_of(final, final))
-    return InversionResult(images=final.cpu().float(), relative_error=error.cpu(), initial_error=initial.cpu(),
-                           losses=losses, layer=name, relu=relu)
+    out = render(model, match, param=param, transforms=transforms or (), lr=lr, steps=steps, size=(h, w),
+                 channels=range(n), layer=name, relu=relu, regularizers=[total_variation(tv_weight)], seed=seed,
+                 progress=progress, desc=f"invert {name}", batch_size=batch_size, fast=fast, device=x.device)
+    with torch.no_grad():  # the starting noise, as render draws it (same generators)
+        start = as_param(param).build(n, (h, w), gens=sample_generators(seed, range(n)), model=model,
+                                      device=x.device)()
+        initial = (L.activations(model, normalize(start, model), name, relu=relu).float() - target
+                   ).flatten(1).pow(2).sum(1) / norm
+    return InversionResult(images=out.images, relative_error=-out.scores, initial_error=initial.cpu(),
+                           losses=[-v for v in out.history], layer=name, relu=relu)

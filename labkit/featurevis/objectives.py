@@ -6,8 +6,8 @@ higher is better. Objectives add, subtract and scale::
     obj = fv.mean() + 0.5 * fv.neuron() - fv.total_variation(0.1)
 
 Unless told otherwise, an objective looks at the layer being visualised (``layer=None``) and,
-for image ``i`` of the batch, at the filter ``filters[i]`` (``channel=None``). So one objective
-serves a whole batch of filters, and image ``i`` depends only on its own filter (except for
+for image ``i`` of the batch, at the channel ``channels[i]`` (``channel=None``). So one objective
+serves a whole batch of channels, and image ``i`` depends only on its own channel (except for
 :func:`diversity`, which couples the batch on purpose).
 """
 from __future__ import annotations
@@ -43,14 +43,15 @@ class StepState:
     Attributes:
         acts: ``{(layer, relu): tensor}``, the captured activations ``[N,C,h,w]`` (or ``[N,C]``).
             The key ``(None, None)`` is the layer being visualised, as the caller asked for it.
-        filters: ``[N]`` long tensor, the filter each image of the batch is optimised for.
+        channels: ``[N]`` long tensor, the channel each image of the batch is optimised for (for
+            :func:`class_logit` with no class given: the class).
         images: ``[N,3,H,W]`` the images in ``[0,1]`` before augmentation (regularisers read these).
         logits: ``[N,classes]`` class scores when an objective asked for the full forward pass, else None.
         model: the model (for its mean/std).
     """
 
     acts: Dict[LayerKey, torch.Tensor]
-    filters: torch.Tensor
+    channels: torch.Tensor
     images: torch.Tensor
     logits: Optional[torch.Tensor]
     model: nn.Module
@@ -136,7 +137,7 @@ def _channel_maps(state: StepState, layer, relu, channel) -> torch.Tensor:
     act = state.activation(layer, relu)
     n = act.shape[0]
     if channel is None:
-        idx = state.filters.to(act.device)
+        idx = state.channels.to(act.device)
     else:
         idx = torch.full((n,), int(channel), dtype=torch.long, device=act.device)
     return act[torch.arange(n, device=act.device), idx]
@@ -152,7 +153,7 @@ def mean(layer=None, *, relu: Optional[str] = None, channel: Optional[int] = Non
     Args:
         layer: a name or handout index; ``None`` = the layer being visualised (with its ``relu``).
         relu: with an explicit ``layer``: None, "before" or "after" its non-linearity.
-        channel: a fixed channel; ``None`` = each image's own filter.
+        channel: a fixed channel; ``None`` = each image's own channel (``StepState.channels``).
     """
     key = _key(layer, relu)
     return Objective(lambda s: _spatial_mean(_channel_maps(s, layer, relu, channel)),
@@ -194,14 +195,14 @@ def class_logit(cls: Union[int, str, None] = None) -> Objective:
     """Pre-softmax score of an ImageNet class (class visualisation; needs the full forward pass).
 
     Args:
-        cls: class index or name (``"German shepherd"``); ``None`` = each image's own filter
-            index read as a class index.
+        cls: class index or name (``"German shepherd"``); ``None`` = each image's own class
+            (``StepState.channels``, as :func:`~labkit.featurevis.class_visualization` sets them).
     """
     if cls is None:
         idx = None
         name = "class_logit"
     else:
-        from labkit.images import class_index
+        from labkit.scores import class_index
 
         idx = class_index(cls)
         name = f"class_logit[{idx}]"
@@ -210,7 +211,7 @@ def class_logit(cls: Union[int, str, None] = None) -> Objective:
         logits = s.logits
         n = logits.shape[0]
         rows = torch.arange(n, device=logits.device)
-        cols = s.filters.to(logits.device) if idx is None else torch.full((n,), idx, device=logits.device)
+        cols = s.channels.to(logits.device) if idx is None else torch.full((n,), idx, device=logits.device)
         return logits[rows, cols]
 
     return Objective(score, name, needs_logits=True)
@@ -221,7 +222,7 @@ def diversity(weight: float = 1.0, layer=None, *, relu: Optional[str] = None) ->
 
     For each image, minus ``weight`` times the mean cosine similarity between its gram matrix
     (channel correlations of ``layer``'s activations) and those of the other images. Couples the
-    batch: an image then depends on which other filters share its batch. 0 for a batch of one.
+    batch: an image then depends on which other channels share its batch. 0 for a batch of one.
     """
     key = _key(layer, relu)
 
@@ -230,9 +231,9 @@ def diversity(weight: float = 1.0, layer=None, *, relu: Optional[str] = None) ->
         n = act.shape[0]
         if n < 2:
             return act.new_zeros(n)
-        flat = act.flatten(2)  # [N,C,hw]
-        gram = torch.bmm(flat, flat.transpose(1, 2)).flatten(1)
-        gram = torch.nn.functional.normalize(gram, dim=1)
+        from .style import gram as gram_matrix
+
+        gram = torch.nn.functional.normalize(gram_matrix(act).flatten(1), dim=1)
         sim = gram @ gram.T
         others = (sim.sum(dim=1) - sim.diagonal()) / (n - 1)
         return -weight * others

@@ -6,7 +6,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["filter_grid", "snapshot_strip", "before_after_relu", "dataset_examples_figure"]
+__all__ = ["filter_grid", "visualization_grid", "snapshot_strip", "before_after_relu", "dataset_examples_figure",
+           "attack_figure"]
 
 
 def _hwc(image) -> np.ndarray:
@@ -52,10 +53,48 @@ def filter_grid(images, titles: Optional[Sequence[str]] = None, ncols: Optional[
     return fig
 
 
+def visualization_grid(result, ncols: Optional[int] = None, *, titles: Optional[Sequence[str]] = None,
+                       cell: float = 2.2, suptitle: Optional[str] = None):
+    """A featurevis result in a grid: anything with ``.images`` ``[N,3,H,W]`` in ``[0,1]`` and
+    ``.titles()`` (``visualize``, ``class_visualization`` and ``invert`` results).
+
+    ``titles`` replaces the result's own titles."""
+    if not hasattr(result, "images"):
+        raise TypeError(f"Expected a featurevis result with .images, got {type(result).__name__}.")
+    own = result.titles() if hasattr(result, "titles") else None
+    return filter_grid(result.images, titles=list(titles) if titles is not None else own, ncols=ncols, cell=cell,
+                       suptitle=suptitle)
+
+
+def attack_figure(result, index: int = 0, *, classes: Optional[Sequence[str]] = None, magnify: Optional[float] = None,
+                  cell: float = 2.6):
+    """One image of an attack (``fgsm`` / ``targeted_attack`` result): the original, the perturbation
+    magnified to fill the grey range (or by ``magnify``), and the adversarial image, titled with the
+    classes before and after."""
+    import matplotlib.pyplot as plt
+
+    name = (lambda i: classes[i]) if classes is not None else (lambda i: f"class {i}")
+    delta = result.perturbation[index]
+    adv = result.images[index]
+    orig = (adv - delta).clamp(0, 1)
+    peak = float(delta.abs().max())
+    factor = magnify if magnify is not None else (0.5 / peak if peak > 0 else 1.0)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * cell, cell + 0.5), squeeze=False)
+    panels = ((orig, f"original: {name(int(result.original_class[index]))}"),
+              ((0.5 + factor * delta).clamp(0, 1), f"perturbation x{factor:.0f}\nL_inf {255 * peak:.1f}/255"),
+              (adv, f"adversarial: {name(int(result.pred[index]))}\n({100 * float(result.confidence[index]):.0f}%)"))
+    for ax, (img, title) in zip(axes[0], panels):
+        ax.imshow(_hwc(img))
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
 def snapshot_strip(snapshots: Sequence[Tuple[int, object]], index: int = 0, *, cell: float = 1.8,
                    title: Optional[str] = None):
     """How one image develops: ``visualize(..., snapshot_every=k).snapshots`` as a strip, one panel
-    per snapshot, labelled by step. ``index`` picks the filter (batch position)."""
+    per snapshot, labelled by step. ``index`` picks the image (batch position)."""
     if not snapshots:
         raise ValueError("No snapshots: run visualize(..., snapshot_every=k) first.")
     fig, axes = _axes_grid(len(snapshots), len(snapshots), cell)
@@ -68,23 +107,23 @@ def snapshot_strip(snapshots: Sequence[Tuple[int, object]], index: int = 0, *, c
     return fig
 
 
-def before_after_relu(before, after, filters: Sequence[int], *, layer: str = "", cell: float = 2.2,
+def before_after_relu(before, after, channels: Sequence[int], *, layer: str = "", cell: float = 2.2,
                       before_scores=None, after_scores=None):
-    """Duke 2(c): each filter visualised before (top row) and after (bottom row) its ReLU.
+    """Duke 2(c): each channel visualised before (top row) and after (bottom row) its ReLU.
 
     Args:
         before, after: ``[F,3,H,W]`` images in ``[0,1]`` (``visualize(..., relu="before"/"after").images``).
-        filters: the filter indices (column titles).
+        channels: the channel indices (column titles).
         before_scores, after_scores: optional ``[F]`` activations shown under the titles.
     """
     b, a = _batch(before), _batch(after)
-    if len(b) != len(a) or len(b) != len(filters):
-        raise ValueError(f"Need as many before/after images as filters, got {len(b)}, {len(a)}, {len(filters)}.")
+    if len(b) != len(a) or len(b) != len(channels):
+        raise ValueError(f"Need as many before/after images as channels, got {len(b)}, {len(a)}, {len(channels)}.")
     import matplotlib.pyplot as plt
 
-    n = len(filters)
+    n = len(channels)
     fig, axes = plt.subplots(2, n, figsize=(cell * n, 2 * cell + 0.4), squeeze=False)
-    for j, f in enumerate(filters):
+    for j, f in enumerate(channels):
         for row, (imgs, scores, label) in enumerate(((b, before_scores, "before"), (a, after_scores, "after"))):
             ax = axes[row, j]
             ax.imshow(_hwc(imgs[j]))
@@ -121,6 +160,6 @@ def dataset_examples_figure(examples, visualization=None, *, cell: float = 1.8, 
             t, l, b, r = examples.boxes[j]
             ax.add_patch(Rectangle((l - 0.5, t - 0.5), r - l, b - t, fill=False, edgecolor="yellow", linewidth=1.5))
         axes[1, j + extra].imshow(_hwc(examples.crops[j]))
-    fig.suptitle(f"{examples.layer} #{examples.filter}: strongest dataset examples")
+    fig.suptitle(f"{examples.layer} #{examples.channel}: strongest dataset examples")
     fig.tight_layout()
     return fig
