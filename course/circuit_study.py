@@ -30,7 +30,7 @@ from torch import nn
 from labkit.circuits import conv_layer, feeding_layer
 from labkit.layers import hooks, resolve_layer
 
-__all__ = ["MARGIN", "balance", "polarity", "top_k", "read_layer", "block_kernel", "compose_kernels",
+__all__ = ["MARGIN", "balance", "polarity", "top_k", "read_layer", "sum_terms", "visualize_read", "block_kernel", "compose_kernels",
            "expansion_path", "Circuit", "analyse", "bars", "kernel_cards"]
 
 #: A kernel is "mixed" when its net mass (positive - negative) is within this fraction of its total mass.
@@ -112,6 +112,41 @@ def read_layer(model: nn.Module, layer) -> str:
     if not kept:
         raise ValueError(f"No module outputs the tensor {name!r} reads (it reads the image or a fresh tensor).")
     return kept[-1]
+
+
+def sum_terms(model: nn.Module, read: str) -> List[str]:
+    """Layers (rows of ``labkit.layers.layers``) whose outputs add up to module ``read``'s output.
+
+    A plain layer is its own single term. A residual block's output is its projection (``bn3``)
+    plus its input, which may itself be a residual sum: ``blocks.3.2`` -> ``[blocks.3.2.bn3,
+    blocks.3.1.bn3, blocks.3.0.bn3]``. A block without a skip is its ``bn3``.
+    """
+    from labkit.layers import layers
+
+    names = set(layers(model).names())
+    if read in names:
+        return [read]
+    module = model.get_submodule(read)
+    if not _is_bottleneck(module):
+        raise ValueError(f"{read!r} is a {type(module).__name__}: neither a layer nor an inverted-residual block.")
+    terms = [f"{read}.bn3"]
+    if getattr(module, "has_skip", False):
+        terms += sum_terms(model, read_layer(model, f"{read}.conv_pw"))
+    return terms
+
+
+def visualize_read(model: nn.Module, read: str, channels: Sequence[int], **settings):
+    """Feature visualisation of channels of the tensor ``read`` outputs (a residual sum included):
+    gradient ascent on the channel's mean activation, which for a sum is the sum of its terms' means
+    (:func:`sum_terms`). ``settings`` go to ``labkit.featurevis.visualize`` (``steps``, ``size``, ...).
+    Returns its ``FeatureVisResult`` (``activations``: the mean of each channel of the sum)."""
+    from labkit.featurevis import objectives, visualize
+
+    terms = sum_terms(model, read)
+    objective = objectives.mean()
+    for term in terms[1:]:
+        objective = objective + objectives.mean(term)
+    return visualize(model, terms[0], [int(c) for c in channels], objective=objective, **settings)
 
 
 # --------------------------------------------------------------------------- expanded weights by composition
@@ -238,10 +273,11 @@ class Circuit:
 def analyse(model: nn.Module, layer, unit: int, k: int = 6, *, margin: float = MARGIN) -> Circuit:
     """The unit's true weights, the tensor it reads, and (where a block feeds it) its expanded weights,
     each with its ``k`` strongest input channels and their polarity (one rule, :func:`polarity`)."""
-    from labkit.circuits import input_filters
-
-    name, _ = conv_layer(model, layer)
-    kernels = input_filters(model, name, unit).cpu().float()
+    name, module = conv_layer(model, layer)
+    if isinstance(unit, bool) or not 0 <= int(unit) < module.out_channels:
+        raise IndexError(f"Unit {unit!r} does not exist: {name!r} has {module.out_channels} units "
+                         f"(0..{module.out_channels - 1}).")
+    kernels = module.weight.detach()[int(unit)].cpu().float()  # [C_in/groups, kh, kw]
     top = top_k(kernels, k)
     circuit = Circuit(name, int(unit), read_layer(model, name), kernels, top,
                       [polarity(kernels[i], margin) for i in top], margin=margin)
@@ -285,10 +321,11 @@ def bars(ax, weights: torch.Tensor, top: Sequence[int], labels: Sequence[str], *
 
 def kernel_cards(kernels: torch.Tensor, channels: Sequence[int], labels: Sequence[str], *,
                  pictures: Optional[np.ndarray] = None, source: str = "input", unit_picture: Optional[np.ndarray] = None,
-                 title: Optional[str] = None, margin: float = MARGIN):
+                 title: Optional[str] = None, margin: float = MARGIN, fig=None):
     """Weight explorer: for each channel, its feature visualisation (when ``pictures`` ``[k,H,W,3]``
     is given) and its kernel on one diverging colour scale (orange +, blue -), framed and labelled
-    by polarity; 1x1 kernels are drawn as a signed bar. Returns the Figure."""
+    by polarity; 1x1 kernels are drawn as a signed bar. Draws on ``fig`` (default: a new pyplot
+    figure). Returns the Figure."""
     import matplotlib.pyplot as plt
     from labkit.plot import weight_cmap
 
@@ -296,8 +333,9 @@ def kernel_cards(kernels: torch.Tensor, channels: Sequence[int], labels: Sequenc
     n = len(channels)
     has_pic, has_unit = pictures is not None, unit_picture is not None
     cols = n + (1 if has_unit else 0)
-    fig, axes = plt.subplots(2 if has_pic else 1, cols, figsize=(1.75 * cols + 0.6, 3.7 if has_pic else 2.2),
-                             squeeze=False, constrained_layout=True)
+    if fig is None:
+        fig = plt.figure(figsize=(1.75 * cols + 0.6, 3.7 if has_pic else 2.2), layout="constrained")
+    axes = fig.subplots(2 if has_pic else 1, cols, squeeze=False)
     limit = float(kernels[list(channels)].abs().max()) or 1.0
     image = None
     for i, (c, label) in enumerate(zip(channels, labels)):

@@ -85,7 +85,7 @@ def test_compose_kernels_matches_autograd_through_two_convs():
 def test_analyse_matches_labkit_expanded_weights(lite0, vgg16_random):
     for model, layer, unit, size in [(lite0, UNIT_LAYER, UNIT, 5), (vgg16_random, "features.14", 195, 5)]:
         circuit = cs.analyse(model, layer, unit)
-        reference = expanded_weights(model, circuit.source, layer, units=[unit], progress=False)[0].cpu()
+        reference = expanded_weights(model, circuit.source, layer, channels=[unit], progress=False)[0].cpu()
         assert circuit.expanded.shape[-2:] == (size, size) == reference.shape[-2:]
         assert torch.allclose(circuit.expanded, reference, atol=1e-5 * float(reference.abs().max()))
         assert circuit.labels == [cs.polarity(circuit.kernels[i]) for i in circuit.top]
@@ -106,3 +106,42 @@ def test_figures_never_draw_a_1x1_kernel_as_a_square(lite0):
     cs.bars(ax, circuit.kernels, circuit.top, circuit.labels)
     assert len(ax.patches) == circuit.kernels.shape[0]
     plt.close(fig)
+
+
+def test_unit_explorer_feeds_the_weight_explorer(lite0):
+    from course.explorers.lab5 import VIEWS, UnitExplorer
+
+    explorer = UnitExplorer(lite0, UNIT_LAYER, UNIT, settings={"steps": 2, "size": 32}, live=False)
+    assert explorer.computed == 0 and explorer.controls["view"].value == VIEWS[1]
+    assert "image/png" in explorer._repr_mimebundle_()
+    result = explorer.result()
+    circuit = cs.analyse(lite0, UNIT_LAYER, UNIT)
+    assert result["top"] == circuit.expanded_top and result["source"] == "blocks.2.0"
+    assert result["pictures"].shape[0] == len(circuit.expanded_top)
+    first = explorer.png()
+    explorer.set(view=VIEWS[0])
+    assert explorer.result()["source"] == "blocks.2.1" and explorer.result()["top"] == circuit.top
+    explorer.set(unit=3)
+    assert explorer.computed == 3 and explorer.png() != first
+    explorer.set(unit=UNIT, view=VIEWS[1])
+    assert explorer.computed == 3  # cached
+    with pytest.raises(IndexError):
+        UnitExplorer(lite0, UNIT_LAYER, 10_000, live=False)
+    assert hook_count(lite0) == 0
+
+
+def test_visualize_read_maximises_the_tensor_the_unit_reads(lite0):
+    assert cs.sum_terms(lite0, "blocks.3.2") == ["blocks.3.2.bn3", "blocks.3.1.bn3", "blocks.3.0.bn3"]
+    assert cs.sum_terms(lite0, "blocks.2.1") == ["blocks.2.1.bn3", "blocks.2.0.bn3"]
+    result = cs.visualize_read(lite0, "blocks.2.1", [0, 5], steps=3, size=48, progress=False)
+    from labkit.images import normalize
+
+    seen = {}
+    handle = lite0.get_submodule(UNIT_LAYER).register_forward_pre_hook(lambda m, a: seen.setdefault("x", a[0].clone()))
+    try:
+        with torch.no_grad():
+            lite0(normalize(result.images, lite0))
+    finally:
+        handle.remove()
+    means = seen["x"][[0, 1], [0, 5]].mean(dim=(1, 2))
+    assert torch.allclose(result.activations, means, rtol=1e-4, atol=1e-4)

@@ -122,3 +122,29 @@ def test_study_figure_draws(lite0, photos, ref):
     fig = qs.study_figure(table)
     assert fig.axes
     plt.close(fig)
+
+
+def test_quant_explorer_is_lazy_cached_and_static(lite0, photos):
+    from course.explorers.lab4 import QuantExplorer
+
+    x = photos[0][:4]
+    ref = qs.reference(lite0, x, LAYER, CHANNEL, visualise=True, vis_steps=2, vis_size=32)
+    explorer = QuantExplorer(lite0, x, ref, bits=8, live=False)
+    assert explorer.computed == 0  # nothing before it is shown
+    bundle = explorer._repr_mimebundle_()
+    assert "image/png" in bundle and "application/vnd.jupyter.widget-view+json" not in bundle
+    assert explorer.computed == 1
+    first = explorer.png()
+    explorer.set(bits=3)
+    assert explorer.computed == 2 and explorer.png() != first
+    row = explorer.result()
+    direct = qs.measure(lite0, 3, x, ref)
+    assert row["top1_agreement"] == direct["top1_agreement"] and row["map_correlation"] == direct["map_correlation"]
+    assert len(row["levels"]) <= 2 ** 3 - 1
+    explorer.set(bits=8)
+    assert explorer.computed == 2 and explorer.png() == first  # cached
+    explorer.set(scale="per-channel")
+    assert explorer.computed == 3 and explorer.result()["per_channel"]
+    assert hook_count(lite0) == 0
+    with pytest.raises(ValueError):
+        QuantExplorer(lite0, x, ref, bits=1, live=False)
