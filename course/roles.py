@@ -28,7 +28,7 @@ class LabRoles:
         first_conv: the first conv layer (Lab 3: ReLU on the first layer; Lab 4: its weights).
         mid_conv: a mid-level conv layer (Lab 2's filters, the ``labkit featurevis`` default).
         mid_channels: the channels of ``mid_conv`` that Lab 2 visualises (the Duke handout's 1, 3, 15, 63, 255).
-        last_conv: the last conv layer followed by a non-linearity (Lab 3).
+        last_conv: the last conv layer (Lab 3).
         quant_layer, quant_channel: the channel whose response Lab 4 follows across bit widths
             (VGG16: the Duke handout's layer 24, filter 4).
         circuit_layer, circuit_channel: the unit Lab 5 reads as a circuit.

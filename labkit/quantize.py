@@ -1,4 +1,4 @@
-"""Weight quantisation: fake-quantised tensors and model copies, and a bit-width sweep.
+"""Weight quantisation: fake-quantised tensors and model copies.
 
 *Fake* quantisation rounds every weight to the nearest point of an integer grid and maps it straight
 back to float (``(clamp(round(w / scale) + zp, qmin, qmax) - zp) * scale``), so the model still runs in
@@ -10,9 +10,9 @@ float32 but only ever sees values a ``bits``-bit integer could hold. That is how
   exactly PyTorch's; labkit only chooses the scale, zero point and integer range.
 * :func:`quantize_model`: a quantised deep copy of a model (the original is left untouched).
 * :func:`model_size_mb`, :func:`snr_db`, :func:`weight_snr_db`: what quantisation saves and costs.
-* :func:`sweep`: one row per bit width (size, top-1 agreement with the float model, KL divergence,
-  weight SNR, and how the feature visualisation of one filter changes); draw it with
-  ``labkit.plot.sweep_figure``.
+
+The course's bit-width experiment built on these (``course.experiments.sweep``) is drawn by
+``labkit.plot.sweep_figure``.
 """
 from __future__ import annotations
 
@@ -26,14 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit._table import FormattedTable
-
 __all__ = [
     "MIN_BITS",
     "MAX_BITS",
     "DEFAULT_LAYER_TYPES",
     "QuantConfig",
-    "SweepTable",
     "check_bits",
     "qrange",
     "quant_params",
@@ -44,7 +41,6 @@ __all__ = [
     "quantize_model",
     "weight_snr_db",
     "model_size_mb",
-    "sweep",
 ]
 
 MIN_BITS = 1
@@ -319,187 +315,3 @@ def model_size_mb(model: nn.Module, bits: int = 32, *, layer_types: Sequence[Typ
         seen.add(id(p))
         total_bits += p.numel() * (bits if id(p) in quantized else 32)
     return total_bits / 8 / _BYTES_PER_MB
-
-
-# --------------------------------------------------------------------------- sweep
-
-
-class SweepTable(FormattedTable):
-    """Records of :func:`sweep` (one dict per bit width), printable as a table in a terminal and in Jupyter.
-
-    ``reference`` holds the float model's row parts: ``size_mb``, ``vis_image`` (HxWx3 in [0,1] or None),
-    ``vis_activation``, and the ``layer``/``filter`` that were visualised.
-    """
-
-    columns = (
-        ("bits", "bits", "{}"),
-        ("size_mb", "size (MB)", "{:.2f}"),
-        ("top1_agreement", "top-1 agreement", "{:.1%}"),
-        ("mean_kl", "KL(float||quant) nats", "{:.4f}"),
-        ("weight_snr_db", "weight SNR (dB)", "{:.1f}"),
-        ("vis_similarity", "vis. similarity", "{:.3f}"),
-        ("vis_activation", "vis. activation", "{:.3g}"),
-        ("vis_float_activation", "resp. to float vis.", "{:.3g}"),
-    )
-
-    def __init__(self, rows=(), reference: Optional[dict] = None):
-        super().__init__(rows)
-        self.reference = dict(reference or {})
-
-    def _footer(self) -> Optional[str]:
-        size = self.reference.get("size_mb")
-        return None if size is None else f"(float32 model: {size:.2f} MB)"
-
-
-def _default_images(model: nn.Module) -> torch.Tensor:
-    from labkit.images import preprocess, sample_images
-
-    return preprocess(list(sample_images().values()), model)
-
-
-def _as_batch(images, model: nn.Module) -> torch.Tensor:
-    if images is None:
-        return _default_images(model)
-    if torch.is_tensor(images):
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be a preprocessed batch [N,3,H,W], got shape {tuple(images.shape)}.")
-        return images
-    from labkit.images import preprocess
-
-    return preprocess(list(images) if isinstance(images, (list, tuple)) else images, model)
-
-
-def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of the mean-centred pixels (Pearson correlation), in [-1, 1]."""
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    a, b = a - a.mean(), b - b.mean()
-    denom = np.linalg.norm(a) * np.linalg.norm(b)
-    return float(a @ b / denom) if denom > 0 else float("nan")
-
-
-def _visualize(model: nn.Module, layer, unit: int, steps, size, seed: int, preset: str):
-    from labkit.featurevis import visualize  # lazy: feature visualisation is optional for the rest
-
-    kwargs = {"seed": seed, "progress": False, "preset": preset}
-    if steps is not None:
-        kwargs["steps"] = steps
-    if size is not None:
-        kwargs["size"] = size
-    result = visualize(model, layer, [unit], **kwargs)
-    image = result.images[0].detach().to("cpu", torch.float32).permute(1, 2, 0).numpy()
-    return np.ascontiguousarray(image), float(result.activations[0])
-
-
-def sweep(model: nn.Module, bits: Sequence[int] = (16, 8, 4, 3, 2), images=None, *, layer=None,
-          filter: Optional[int] = None, vis_steps: Optional[int] = None, vis_size: Optional[int] = None,
-          seed: int = 0, vis_preset: str = "quality", per_channel: bool = False, symmetric: bool = True,
-          skip_first_last: bool = False, layer_types: Sequence[Type[nn.Module]] = DEFAULT_LAYER_TYPES,
-          progress: bool = True) -> SweepTable:
-    """Quantise ``model`` at each bit width and measure what changes (Duke Lab 1, Assignment 3).
-
-    Args:
-        model: a labkit model (float weights).
-        bits: bit widths to try, each 1..32.
-        images: the photos to compare predictions on: ``None`` (the shipped sample photos), a
-            preprocessed batch ``[N,3,H,W]`` on the model's device, or paths/PIL images.
-        layer, filter: the filter whose feature visualisation is redone at each width; default
-            ``model.labkit.presets["quant_layer"]`` / ``["quant_filter"]`` (VGG16: layer 24, filter 4).
-            ``layer=False`` skips the visualisations (much faster).
-        vis_steps, vis_size, seed, vis_preset: optimisation steps, image side (px), random seed and
-            preset ("quality", or "handout" for the Duke lab's plain pixel ascent) of the
-            visualisations (``None``: the preset's values). The same seed is used for every width, so
-            differences come from the weights alone.
-        per_channel, symmetric, skip_first_last, layer_types: passed to :func:`quantize_model`.
-        progress: a tqdm progress bar over the bit widths.
-
-    Returns:
-        :class:`SweepTable`, one dict per bit width with
-
-        * ``bits``; ``size_mb``: parameter storage at that width (:func:`model_size_mb`);
-        * ``top1_agreement``: fraction of images whose top-1 class matches the float model's (0..1);
-        * ``mean_kl``: mean over images of KL(float || quantised) of the softmax outputs, in nats;
-        * ``weight_snr_db``: mean over layers of the weight SNR in dB; ``layer_snr_db``: {layer: dB};
-        * ``vis_image``: the filter's visualisation (HxWx3 numpy in [0,1]) under the quantised model;
-          ``vis_activation``: the filter's mean activation for it; ``vis_similarity``: Pearson
-          correlation of its pixels with the float model's visualisation (1 = same picture);
-          ``vis_float_activation``: the quantised filter's mean activation for the *float* model's
-          picture (how the response to one fixed stimulus degrades; compare with
-          ``reference["vis_float_activation"]``, the float filter's own). All ``None`` when ``layer=False``.
-
-        Feature visualisation amplifies tiny differences (the optimisation is chaotic), so even a
-        16-bit copy can give a slightly different picture; ``vis_float_activation`` is the steadier
-        measure of what the bits did to the filter.
-
-        ``table.reference`` holds the float model's ``size_mb``, ``vis_image``, ``vis_activation`` and
-        ``vis_float_activation``, and the ``layer`` and ``filter`` visualised.
-    """
-    from tqdm.auto import tqdm
-
-    widths = [check_bits(b) for b in (bits if isinstance(bits, (list, tuple)) else [bits])]
-    if not widths:
-        raise ValueError("bits must name at least one bit width, e.g. (16, 8, 4, 3, 2).")
-    x = _as_batch(images, model)
-    reference_logits = _logits(model, x)
-    reference_logp = torch.log_softmax(reference_logits.cpu().double(), dim=1)
-    reference_top1 = reference_logits.argmax(dim=1).cpu()
-
-    reference = {"size_mb": model_size_mb(model, 32), "vis_image": None, "vis_activation": None,
-                 "vis_float_activation": None, "layer": None, "filter": None}
-    visualise = layer is not False
-    if visualise:
-        from labkit.layers import activations, check_filters, resolve_layer
-        from labkit.images import normalize
-
-        presets = getattr(getattr(model, "labkit", None), "presets", {}) or {}
-        layer = presets.get("quant_layer") if layer is None else layer
-        filter = presets.get("quant_filter") if filter is None else filter
-        if layer is None or filter is None:
-            raise ValueError("This model has no quant_layer/quant_filter presets: pass layer= and filter= "
-                             "(or layer=False to skip the visualisation).")
-        layer_name, _ = resolve_layer(model, layer)
-        check_filters(model, layer_name, [filter])
-        ref_image, ref_act = _visualize(model, layer_name, filter, vis_steps, vis_size, seed, vis_preset)
-        device = reference_logits.device
-        ref_input = normalize(torch.from_numpy(ref_image).permute(2, 0, 1)[None].to(device), model)
-
-        def response(m: nn.Module) -> float:  # the filter's mean activation for the float picture
-            with torch.no_grad():
-                return float(activations(m, ref_input, layer_name)[0, filter].mean())
-
-        reference.update(vis_image=ref_image, vis_activation=ref_act, vis_float_activation=response(model),
-                         layer=layer_name, filter=filter)
-
-    rows = []
-    for b in tqdm(widths, desc="quantising", disable=not progress):
-        qmodel = quantize_model(model, b, layer_types=layer_types, skip_first_last=skip_first_last,
-                                per_channel=per_channel, symmetric=symmetric)
-        logits = _logits(qmodel, x)
-        logq = torch.log_softmax(logits.cpu().double(), dim=1)
-        kl = (reference_logp.exp() * (reference_logp - logq)).sum(dim=1)
-        per_layer = weight_snr_db(model, qmodel)
-        finite = [v for v in per_layer.values() if math.isfinite(v)]
-        row = {
-            "bits": b,
-            "size_mb": model_size_mb(model, b, layer_types=layer_types, skip_first_last=skip_first_last),
-            "top1_agreement": float((logits.argmax(dim=1).cpu() == reference_top1).double().mean()),
-            "mean_kl": float(kl.mean()),
-            "weight_snr_db": float(np.mean(finite)) if finite else math.inf,
-            "layer_snr_db": per_layer,
-            "vis_image": None,
-            "vis_activation": None,
-            "vis_similarity": None,
-            "vis_float_activation": None,
-        }
-        if visualise:
-            image, act = _visualize(qmodel, layer_name, filter, vis_steps, vis_size, seed, vis_preset)
-            row.update(vis_image=image, vis_activation=act, vis_similarity=_pearson(image, ref_image),
-                       vis_float_activation=response(qmodel))
-        rows.append(row)
-        del qmodel  # VGG16 copies are 0.5 GB each
-    return SweepTable(rows, reference)

@@ -1,4 +1,5 @@
-"""labkit.circuits: input kernels, strongest inputs, polarity, expanded weights, the weight explorer."""
+"""labkit.circuits: input kernels, strongest inputs, polarity, expanded weights, the weight-explorer figure."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,8 +8,8 @@ from torch import nn
 from labkit import circuits as C
 from labkit.layers import forward_hooks_count
 
-LAYER = "blocks.3.0.conv_pw"  # lite0's circuit preset: 1x1 conv, 40 -> 240 channels
-UNIT = 195
+LAYER = "blocks.3.0.conv_pw"  # lite0's circuit role: 1x1 conv, 40 -> 240 channels
+CHANNEL = 195
 
 
 def _bn_scale(bn):
@@ -26,34 +27,36 @@ def _crop_support(jac):
 # --------------------------------------------------------------------------- kernels of one unit
 
 
-def test_input_filters_is_the_weight_slice(lite0):
-    assert lite0.labkit.presets["circuit_layer"] == LAYER and lite0.labkit.presets["circuit_unit"] == UNIT
+def test_input_kernels_is_the_weight_slice(lite0):
+    from course.roles import roles_for
+
+    assert (roles_for(lite0).circuit_layer, roles_for(lite0).circuit_channel) == (LAYER, CHANNEL)
     weight = lite0.get_submodule(LAYER).weight
-    kernels = C.input_filters(lite0, LAYER, UNIT)
-    assert kernels.shape == (40, 1, 1) and torch.equal(kernels, weight[UNIT])
+    kernels = C.input_kernels(lite0, LAYER, CHANNEL)
+    assert kernels.shape == (40, 1, 1) and torch.equal(kernels, weight[CHANNEL])
     kernels.zero_()  # a copy: the model is unchanged
-    assert weight[UNIT].abs().sum() > 0
-    assert C.input_channels(lite0, LAYER, UNIT) == list(range(40))
+    assert weight[CHANNEL].abs().sum() > 0
+    assert C.input_channels(lite0, LAYER, CHANNEL) == list(range(40))
 
 
 def test_depthwise_and_grouped_slices(lite0):
     dw = lite0.get_submodule("blocks.3.0.conv_dw")
     assert dw.groups == dw.in_channels == dw.out_channels == 240
-    assert torch.equal(C.input_filters(lite0, "blocks.3.0.conv_dw", 17), dw.weight[17])
-    assert C.input_filters(lite0, "blocks.3.0.conv_dw", 17).shape == (1, 3, 3)
+    assert torch.equal(C.input_kernels(lite0, "blocks.3.0.conv_dw", 17), dw.weight[17])
+    assert C.input_kernels(lite0, "blocks.3.0.conv_dw", 17).shape == (1, 3, 3)
     assert C.input_channels(lite0, "blocks.3.0.conv_dw", 17) == [17]
     table = C.strongest(lite0, "blocks.3.0.conv_dw", 17)  # k=6 but a depthwise unit has one kernel
-    assert len(table) == 1 and table[0]["channel"] == 17
+    assert len(table) == 1 and table[0]["input_channel"] == 17
     assert table[0]["feeding_layer"] == "blocks.3.0.conv_pw"
 
     grouped = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 6, 3, groups=2)).eval()
     assert C.input_channels(grouped, "1", 0) == [0, 1]
     assert C.input_channels(grouped, "1", 4) == [2, 3]
-    assert C.input_filters(grouped, "1", 4).shape == (2, 3, 3)
+    assert C.input_kernels(grouped, "1", 4).shape == (2, 3, 3)
 
 
 def test_strongest_matches_direct_computation(lite0):
-    weight = lite0.get_submodule(LAYER).weight[UNIT]  # [40, 1, 1]
+    weight = lite0.get_submodule(LAYER).weight[CHANNEL]  # [40, 1, 1]
     direct = {
         "l2": torch.linalg.norm(weight.flatten(1), dim=1),
         "l1": weight.flatten(1).abs().sum(dim=1),
@@ -61,15 +64,15 @@ def test_strongest_matches_direct_computation(lite0):
         "sum": weight.flatten(1).sum(dim=1).abs(),
     }
     for by, norms in direct.items():
-        table = C.strongest(lite0, LAYER, UNIT, k=6, by=by)
+        table = C.strongest(lite0, LAYER, CHANNEL, k=6, by=by)
         top = torch.topk(norms, 6)
-        assert table.column("channel") == top.indices.tolist(), by
+        assert table.column("input_channel") == top.indices.tolist(), by
         assert table.column("norm") == pytest.approx(top.values.tolist(), rel=1e-6), by
         assert table.column("rank") == [1, 2, 3, 4, 5, 6]
-        assert torch.allclose(C.input_norms(lite0, LAYER, UNIT, by=by), norms)
-    table = C.strongest(lite0, LAYER, UNIT)
+        assert torch.allclose(C.input_norms(lite0, LAYER, CHANNEL, by=by), norms)
+    table = C.strongest(lite0, LAYER, CHANNEL)
     for row in table:
-        kernel = weight[row["channel"]]
+        kernel = weight[row["input_channel"]]
         assert torch.equal(row["kernel"], kernel.cpu())
         total = float(kernel.sum())
         assert row["polarity"] == ("excitatory" if total > 0 else "inhibitory")
@@ -97,7 +100,7 @@ def test_polarity_on_hand_made_kernels():
         conv.weight[1, 2] = 0.3  # middle, excitatory
     model = nn.Sequential(conv).eval()
     table = C.strongest(model, "0", 1, k=3)
-    assert table.column("channel") == [1, 2, 0]
+    assert table.column("input_channel") == [1, 2, 0]
     assert table.column("polarity") == ["inhibitory", "excitatory", "excitatory"]
     assert table[0]["negative_mass"] == pytest.approx(3.0) and table[0]["positive_mass"] == pytest.approx(1.2)
     assert table[0]["feeding_layer"] is None  # the first conv reads the RGB image
@@ -110,24 +113,24 @@ def test_feeding_layer(lite0, vgg16_random):
     # VGG: conv3_3 (features.14) reads ReLU(conv3_2 = features.12), also by handout index
     assert C.feeding_layer(vgg16_random, "features.14") == "features.12"
     assert C.feeding_layer(vgg16_random, 14) == "features.12"
-    assert C.input_filters(vgg16_random, 14, 195).shape == (256, 3, 3)
+    assert C.input_kernels(vgg16_random, 14, 195).shape == (256, 3, 3)
 
 
 def test_errors_name_the_valid_choices(lite0):
-    with pytest.raises(IndexError, match=r"240 units.*0\.\.239"):
-        C.input_filters(lite0, LAYER, 240)
-    with pytest.raises(IndexError, match="240 units"):
+    with pytest.raises(IndexError, match=r"240 channels.*0\.\.239"):
+        C.input_kernels(lite0, LAYER, 240)
+    with pytest.raises(IndexError, match="240 channels"):
         C.strongest(lite0, LAYER, -1)
     with pytest.raises(ValueError, match=r"not a Conv2d.*Conv layers: conv_stem"):
-        C.input_filters(lite0, "blocks.3.0.bn1", 0)
+        C.input_kernels(lite0, "blocks.3.0.bn1", 0)
     with pytest.raises(ValueError, match="not a Conv2d"):
         C.strongest(lite0, "classifier", 0)
     with pytest.raises(ValueError, match="Valid choices: l2, l1, max, sum"):
-        C.strongest(lite0, LAYER, UNIT, by="l3")
+        C.strongest(lite0, LAYER, CHANNEL, by="l3")
     with pytest.raises(ValueError, match="positive int"):
-        C.strongest(lite0, LAYER, UNIT, k=0)
+        C.strongest(lite0, LAYER, CHANNEL, k=0)
     with pytest.raises(ValueError, match="No layer named"):
-        C.input_filters(lite0, "blocks.3.0.conv_pww", 0)
+        C.input_kernels(lite0, "blocks.3.0.conv_pww", 0)
 
 
 # --------------------------------------------------------------------------- expanded weights
@@ -195,7 +198,7 @@ def test_expanded_weights_inside_a_lite0_block(lite0):
                                   progress=False)
     assert torch.allclose(adjacent, block.conv_pwl.weight, atol=1e-7)
     # a subset of units is the same rows
-    some = C.expanded_weights(lite0, "blocks.3.0.conv_pw", "blocks.3.0.conv_pwl", units=[3, 70], progress=False)
+    some = C.expanded_weights(lite0, "blocks.3.0.conv_pw", "blocks.3.0.conv_pwl", channels=[3, 70], progress=False)
     assert torch.allclose(some, kernel[[3, 70]], atol=1e-7)
     assert forward_hooks_count(lite0) == 0
     assert flags == [p.requires_grad for p in lite0.parameters()]
@@ -204,14 +207,14 @@ def test_expanded_weights_inside_a_lite0_block(lite0):
 def test_expanded_weights_follow_the_residual_path(lite0):
     # blocks.2.0.conv_pwl -> BN -> [block 2.1: pw, dw 5x5, pwl, BN, + identity] -> blocks.3.0.conv_pw
     b20, b21, b30 = lite0.blocks[2][0], lite0.blocks[2][1], lite0.blocks[3][0]
-    kernel = C.expanded_weights(lite0, "blocks.2.0.conv_pwl", LAYER, units=[UNIT, 0], progress=False)
+    kernel = C.expanded_weights(lite0, "blocks.2.0.conv_pwl", LAYER, channels=[CHANNEL, 0], progress=False)
     depthwise = b21.conv_dw.weight[:, 0] * (_bn_scale(b21.bn1) * _bn_scale(b21.bn2))[:, None, None]
     branch = torch.einsum("om,o,mc,mhw->ochw", b21.conv_pwl.weight[:, :, 0, 0], _bn_scale(b21.bn3),
                           b21.conv_pw.weight[:, :, 0, 0], depthwise)  # [40, 40, 5, 5]
     skip = torch.zeros_like(branch)
     skip[range(40), range(40), 2, 2] = 1.0
     def through(inner):
-        return torch.einsum("om,mchw->ochw", b30.conv_pw.weight[[UNIT, 0], :, 0, 0], inner) * \
+        return torch.einsum("om,mchw->ochw", b30.conv_pw.weight[[CHANNEL, 0], :, 0, 0], inner) * \
             _bn_scale(b20.bn3)[None, :, None, None]
 
     reference = through(branch + skip)
@@ -269,53 +272,25 @@ def test_expanded_weights_linearisation_rules():
 def test_expanded_weights_errors(lite0):
     with pytest.raises(ValueError, match="does not depend"):
         C.expanded_weights(lite0, "blocks.3.0.conv_pwl", "blocks.3.0.conv_pw", progress=False)
-    with pytest.raises(IndexError, match="80 units"):
-        C.expanded_weights(lite0, "blocks.3.0.conv_pw", "blocks.3.0.conv_pwl", units=[80], progress=False)
+    with pytest.raises(IndexError, match="80 channels"):
+        C.expanded_weights(lite0, "blocks.3.0.conv_pw", "blocks.3.0.conv_pwl", channels=[80], progress=False)
     with pytest.raises(ValueError, match="fold, ignore"):
         C.expanded_weights(lite0, "blocks.3.0.conv_pw", "blocks.3.0.conv_pwl", batchnorm="merge")
     assert forward_hooks_count(lite0) == 0
 
 
-# --------------------------------------------------------------------------- weight explorer
-
-
-def test_weight_explorer_renders(lite0, monkeypatch):
-    fv = pytest.importorskip("labkit.featurevis", reason="labkit.featurevis (feature visualisation) is not written yet")
-    import labkit.featurevis.core as core
-    from labkit.plot import norm_histogram, weight_explorer
-
-    calls = []
-    real = core.visualize
-
-    def counting(model, layer, filters, **kwargs):
-        calls.append((layer, list(filters)))
-        return real(model, layer, filters, **kwargs)
-
-    monkeypatch.setattr(fv, "visualize", counting)
-    explorer = C.explore(lite0, LAYER, UNIT, k=6, source="blocks.2.0.conv_pwl", steps=3, size=40, progress=False)
-    # one batched call for the six input channels, one for the unit
-    assert calls == [("blocks.2.0.conv_pwl", explorer.channels), (LAYER, [UNIT])]
-    assert explorer.input_images.shape == (6, 40, 40, 3) and explorer.unit_image.shape == (40, 40, 3)
-    assert explorer.kernels.shape == (6, 5, 5)
-    assert explorer.records.column("channel") == C.strongest(lite0, LAYER, UNIT, source="blocks.2.0.conv_pwl").column(
-        "channel")
-    assert forward_hooks_count(lite0) == 0
-
-    fig = weight_explorer(explorer)
-    images = [ax for ax in fig.axes if ax.images]
-    assert len(images) == 6 + 6 + 1  # input pictures, kernels, the unit
-    fig.savefig("/tmp/labkit_weight_explorer.png", dpi=80)
-
-    fig = norm_histogram(explorer.norms, k=6, polarities=explorer.polarities, channels=explorer.norm_channels)
-    fig.savefig("/tmp/labkit_norm_histogram.png", dpi=60)
-    assert len(fig.axes) == 2
-
-
-def test_weight_explorer_without_pictures(lite0):
+def test_weight_explorer_figure_draws_results_only(lite0):
+    """plot.weight_explorer takes results (a CircuitTable and pictures), never a model."""
     from labkit.plot import weight_explorer
 
-    explorer = C.explore(lite0, LAYER, UNIT, k=4, visualize=False)
-    assert explorer.input_images is None and explorer.unit_image is None
-    assert explorer.norms.shape == (40,) and explorer.norm_channels == list(range(40))
-    fig = weight_explorer(explorer)
+    table = C.strongest(lite0, LAYER, CHANNEL, k=4)
+    assert table.kernels.shape == (4, 1, 1) and table.input_layer == C.feeding_layer(lite0, LAYER)
+    fig = weight_explorer(table)
     assert len([ax for ax in fig.axes if ax.images]) == 4
+    pictures = np.random.default_rng(0).random((4, 16, 16, 3))
+    fig = weight_explorer(table, input_images=pictures, channel_image=pictures[0])
+    assert len([ax for ax in fig.axes if ax.images]) == 4 + 4 + 1
+    with pytest.raises(TypeError, match="CircuitTable"):
+        weight_explorer(lite0)
+    with pytest.raises(ValueError, match="3 pictures for 4 kernels"):
+        weight_explorer(table, input_images=pictures[:3])

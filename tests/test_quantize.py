@@ -1,4 +1,4 @@
-"""labkit.quantize: fake quantisation against PyTorch's own ops, model copies, the bit-width sweep."""
+"""labkit.quantize: fake quantisation against PyTorch's own ops, model copies, sizes and SNR."""
 import math
 
 import numpy as np
@@ -248,66 +248,3 @@ def test_vgg16_architecture_quantizes(vgg16_random):
     assert len(names) == 16 and names[0] == "features.0" and names[-1] == "classifier.6"
     mb = Q.model_size_mb(vgg16_random, 8)
     assert 130 < mb < 145  # 138.4 M weights at 1 byte, biases at 4 bytes
-
-
-# --------------------------------------------------------------------------- sweep
-
-
-def test_sweep_agreement_on_shipped_photos(lite0):
-    table = Q.sweep(lite0, bits=(16, 2), layer=False, progress=False)
-    assert isinstance(table, Q.SweepTable) and table.column("bits") == [16, 2]
-    sixteen, two = table
-    assert sixteen["top1_agreement"] == 1.0
-    assert two["top1_agreement"] <= 0.5
-    assert two["mean_kl"] > 1.0 > 100 * sixteen["mean_kl"]
-    assert sixteen["weight_snr_db"] > 60 > two["weight_snr_db"]
-    assert set(sixteen["layer_snr_db"]) == set(Q.quantizable_layers(lite0))
-    assert sixteen["size_mb"] > two["size_mb"] and table.reference["size_mb"] > sixteen["size_mb"]
-    assert sixteen["vis_image"] is None
-    text = str(table)
-    assert "top-1 agreement" in text and "100.0%" in text
-    assert table._repr_html_().startswith("<table>")
-    assert forward_hooks_count(lite0) == 0
-
-
-def test_sweep_visualisation_and_figure(lite0, tmp_path):
-    pytest.importorskip("labkit.featurevis", reason="labkit.featurevis (feature visualisation) is not written yet")
-    from labkit.images import preprocess, sample_images
-    from labkit.plot import sweep_figure
-
-    photos = sample_images()
-    x = preprocess([photos[n] for n in ("cat", "dog")], lite0)
-    table = Q.sweep(lite0, bits=(16, 2), images=x, vis_steps=4, vis_size=48, progress=False)
-    ref = table.reference
-    assert ref["layer"] == lite0.labkit.presets["quant_layer"] and ref["filter"] == lite0.labkit.presets["quant_filter"]
-    assert ref["vis_image"].shape == (48, 48, 3)
-    sixteen, two = table
-    for row in table:
-        assert row["vis_image"].shape == (48, 48, 3)
-        assert 0.0 <= row["vis_image"].min() and row["vis_image"].max() <= 1.0
-        assert -1.0 <= row["vis_similarity"] <= 1.0
-    # same seed, nearly the same weights: nearly the same picture; 2 bits: a different one
-    assert sixteen["vis_similarity"] > 0.9
-    assert two["vis_similarity"] < sixteen["vis_similarity"]
-    # the float model's picture excites the 16-bit filter as much; at 2 bits the response is gone
-    assert ref["vis_float_activation"] == pytest.approx(ref["vis_activation"], rel=1e-3)  # both "mean"
-    assert sixteen["vis_float_activation"] == pytest.approx(ref["vis_float_activation"], rel=1e-2)
-    assert abs(two["vis_float_activation"] - ref["vis_float_activation"]) > 0.5 * abs(ref["vis_float_activation"])
-    assert forward_hooks_count(lite0) == 0
-
-    fig = sweep_figure(table)
-    assert len(fig.axes) == 3 + 2  # float + 2 widths, the curve and its twin axis
-    path = tmp_path / "sweep.png"
-    fig.savefig(path, dpi=60)
-    assert path.stat().st_size > 5000
-    with pytest.raises(ValueError, match="one per record"):
-        sweep_figure(table, images=[ref["vis_image"]])
-
-
-def test_sweep_bad_arguments(lite0):
-    with pytest.raises(ValueError, match="1 to 32"):
-        Q.sweep(lite0, bits=(8, 0), layer=False, progress=False)
-    with pytest.raises(ValueError, match=r"\[N,3,H,W\]"):
-        Q.sweep(lite0, bits=(8,), images=torch.zeros(3, 8, 8), layer=False, progress=False)
-    with pytest.raises(IndexError, match="filters"):
-        Q.sweep(lite0, bits=(8,), images=torch.zeros(1, 3, 32, 32), layer="conv_stem", filter=99, progress=False)

@@ -55,7 +55,7 @@ def norm_histogram(norms, *, k: int = 6, polarities: Optional[Sequence[str]] = N
     from strongest (right), the top ``k`` highlighted (orange/blue by polarity when given).
 
     Args:
-        norms: ``[C]`` strengths, e.g. ``labkit.circuits.input_norms(model, layer, unit)``.
+        norms: ``[C]`` strengths, e.g. ``labkit.circuits.input_norms(model, layer, channel)``.
         k: how many of the strongest to highlight.
         polarities: labels of the top ``k`` in strength order (``strongest(...).column("polarity")``).
         by: name of the measure for the axis labels.
@@ -104,17 +104,17 @@ def norm_histogram(norms, *, k: int = 6, polarities: Optional[Sequence[str]] = N
     return fig
 
 
-def weight_explorer(explorer, layer=None, unit: Optional[int] = None, k: int = 6, *, steps: Optional[int] = None,
-                    size=None, seed: int = 0, by: str = "l2", source=None, preset: str = "quality",
-                    progress: bool = True, ncols: int = 2, title: Optional[str] = None):
+def weight_explorer(records, *, input_images=None, channel_image=None, ncols: int = 2, title: Optional[str] = None):
     """Distill-style weight explorer of one unit: each strong input channel's feature visualisation
     next to the kernel that connects it to the unit (orange excitatory, blue inhibitory, one colour
-    scale for all), and the unit's own visualisation on the right.
+    scale for all), and the unit's own visualisation on the right. Draws only; computes nothing.
 
     Args:
-        explorer: a ``labkit.circuits.Explorer`` (from ``labkit.circuits.explore``), or a model: then
-            ``explore(model, layer, unit, k, steps=..., size=..., seed=..., by=..., source=...)`` is run
-            first (the computation lives there; this function only draws).
+        records: a ``labkit.circuits.CircuitTable`` (``labkit.circuits.strongest``): the ranked
+            kernels, their polarity and strength, the layer and channel.
+        input_images: ``[k, H, W, 3]`` pictures in ``[0,1]`` of the input channels, in row order
+            (feature visualisations), or None for kernels only.
+        channel_image: ``[H, W, 3]`` picture of the unit itself, or None.
         ncols: columns of input cards.
 
     Returns:
@@ -122,37 +122,36 @@ def weight_explorer(explorer, layer=None, unit: Optional[int] = None, k: int = 6
     """
     import matplotlib.pyplot as plt
 
-    from labkit.circuits import Explorer, explore
-
-    if not isinstance(explorer, Explorer):
-        if layer is None or unit is None:
-            raise ValueError("Pass an Explorer from labkit.circuits.explore, or a model with layer= and unit=.")
-        explorer = explore(explorer, layer, unit, k, by=by, source=source, steps=steps, size=size, seed=seed,
-                           preset=preset, progress=progress)
-    records = list(explorer.records)
+    if not hasattr(records, "kernels") or not hasattr(records, "by"):
+        raise TypeError("weight_explorer draws a labkit.circuits.CircuitTable (from labkit.circuits.strongest), "
+                        f"not a {type(records).__name__}; compute first, then draw.")
+    table = records
+    if input_images is not None and len(input_images) != len(table):
+        raise ValueError(f"input_images has {len(input_images)} pictures for {len(table)} kernels.")
+    records = list(table)
     n = len(records)
     ncols = max(1, min(int(ncols), n))
     nrows = math.ceil(n / ncols)
-    kernels = explorer.kernels
+    kernels = table.kernels
     kernels = kernels.detach().cpu().numpy() if hasattr(kernels, "detach") else np.asarray(kernels)
     limit = float(np.abs(kernels).max()) or 1.0
-    has_inputs = explorer.input_images is not None
-    has_unit = explorer.unit_image is not None
+    has_inputs = input_images is not None
+    has_unit = channel_image is not None
 
     card_cols = 2 if has_inputs else 1  # [input picture | kernel]
     width_ratios = ([1.0, 0.8] if has_inputs else [0.8]) * ncols + ([0.15, 2.0] if has_unit else [])
     fig = plt.figure(figsize=(sum(width_ratios) * 1.7 + 0.6, nrows * 1.95 + 0.9), constrained_layout=True)
     grid = fig.add_gridspec(nrows, len(width_ratios), width_ratios=width_ratios)
     image = None
-    source_name = explorer.input_layer or "input channel"  # None: the RGB image or a concatenation
+    source_name = table.input_layer or "input channel"  # None: the RGB image or a concatenation
     for i, row in enumerate(records):
         r, c = divmod(i, ncols)
         base = c * card_cols
         color = _polarity_color(row["polarity"])
-        header = f"{source_name} #{row['channel']}"
+        header = f"{source_name} #{row['input_channel']}"
         if has_inputs:
             ax_in = fig.add_subplot(grid[r, base])
-            ax_in.imshow(np.clip(explorer.input_images[i], 0, 1))
+            ax_in.imshow(np.clip(np.asarray(input_images[i]), 0, 1))
             ax_in.set_xticks([])
             ax_in.set_yticks([])
             ax_in.set_title(header, fontsize=8)
@@ -162,9 +161,9 @@ def weight_explorer(explorer, layer=None, unit: Optional[int] = None, k: int = 6
         ax_k = fig.add_subplot(grid[r, base + card_cols - 1])
         image = kernel_image(ax_k, kernels[i], limit=limit)
         # Without the input picture the kernel card is narrow: a short "#channel" header fits, the layer is in the title.
-        short = f"#{row['channel']}"
+        short = f"#{row['input_channel']}"
         ax_k.set_title(("" if has_inputs else short + "\n") + f"{row['polarity']}", fontsize=8, color=color)
-        ax_k.set_xlabel(f"{explorer.records.by} {row['norm']:.3g}", fontsize=7)
+        ax_k.set_xlabel(f"{table.by} {row['norm']:.3g}", fontsize=7)
     if image is not None:
         cbar = fig.colorbar(image, ax=fig.axes[-1] if not has_unit else None,
                             cax=fig.add_subplot(grid[:, -2]) if has_unit else None)
@@ -172,14 +171,14 @@ def weight_explorer(explorer, layer=None, unit: Optional[int] = None, k: int = 6
         cbar.ax.tick_params(labelsize=7)
     if has_unit:
         ax_u = fig.add_subplot(grid[:, -1])
-        ax_u.imshow(np.clip(explorer.unit_image, 0, 1))
+        ax_u.imshow(np.clip(np.asarray(channel_image), 0, 1))
         ax_u.set_xticks([])
         ax_u.set_yticks([])
-        ax_u.set_title(f"{explorer.layer} unit {explorer.unit}", fontsize=10)
+        ax_u.set_title(f"{table.layer} channel {table.channel}", fontsize=10)
     if title is None:
-        via = "expanded weights" if explorer.records.source else "weights"
-        title = (f"{explorer.layer} unit {explorer.unit}: its {n} strongest input {via} "
-                 f"(by {explorer.records.by})" + ("" if has_inputs else f"\ninput channels of {source_name}"))
+        via = "expanded weights" if table.source else "weights"
+        title = (f"{table.layer} channel {table.channel}: its {n} strongest input {via} "
+                 f"(by {table.by})" + ("" if has_inputs else f"\ninput channels of {source_name}"))
     import textwrap
 
     # Narrow figures (no pictures) would clip a one-line title: wrap it to the figure's width.

@@ -1,4 +1,5 @@
-"""Figures for labkit.quantize (matplotlib only; the numbers come from ``labkit.quantize.sweep``)."""
+"""Figures for weight quantisation (matplotlib only; the numbers come from the course's bit-width sweep,
+``course.experiments.sweep``, or any records of the same shape)."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -10,14 +11,14 @@ __all__ = ["sweep_figure"]
 
 def sweep_figure(records, images: Optional[Sequence] = None, *, title: Optional[str] = None,
                  image_size: float = 1.9):
-    """The bit-width sweep in one figure: the filter's visualisation at each width (top row, float32
+    """The bit-width sweep in one figure: the channel's visualisation at each width (top row, float32
     first when the records carry it), and top-1 agreement and KL divergence against bits (below).
 
     Args:
-        records: what ``labkit.quantize.sweep`` returns (a ``SweepTable``; any list of dicts with
+        records: what ``course.experiments.sweep`` returns (a ``SweepTable``; any list of dicts with
             ``bits``, ``top1_agreement``, ``mean_kl`` and optionally ``vis_image``, ``vis_similarity``).
         images: HxWx3 pictures in [0,1], one per record, to show instead of ``record["vis_image"]``.
-        title: figure title (default: the layer and filter, when known).
+        title: figure title (default: the layer and channel, when known).
         image_size: inches per picture.
 
     Returns:
@@ -27,7 +28,7 @@ def sweep_figure(records, images: Optional[Sequence] = None, *, title: Optional[
 
     rows = list(records)
     if not rows:
-        raise ValueError("records is empty: run labkit.quantize.sweep(...) first.")
+        raise ValueError("records is empty: run the sweep (course.experiments.sweep) first.")
     if images is not None and len(images) != len(rows):
         raise ValueError(f"images has {len(images)} pictures for {len(rows)} records; give one per record.")
     reference = dict(getattr(records, "reference", {}) or {})
@@ -81,7 +82,7 @@ def sweep_figure(records, images: Optional[Sequence] = None, *, title: Optional[
     curve_ax.legend(line1 + line2, [l.get_label() for l in line1 + line2], loc="center right", fontsize=8)
 
     if title is None and reference.get("layer") is not None:
-        title = f"Weight quantisation: {reference['layer']} filter {reference['filter']}"
+        title = f"Weight quantisation: {reference['layer']} channel {reference['channel']}"
     if title:
         fig.suptitle(title)
     return fig
