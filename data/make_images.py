@@ -5,19 +5,24 @@ Every photo comes from a package that can be installed offline from a package re
 
 * PyPI wheels ``scikit-image``, ``scikit-learn`` (read straight from the wheel, no install needed)
   and ``matplotlib`` (already a labkit dependency);
-* Debian packages ``palapeli-data`` and ``gcompris-qt-data`` (GCompris keeps its photos as WebP
-  files inside Qt resource archives, ``*.rcc``, which this script unpacks itself).
+* Debian packages ``palapeli-data``, ``gcompris-qt-data`` (GCompris keeps its photos as WebP
+  files inside Qt resource archives, ``*.rcc``, which this script unpacks itself) and
+  ``lomiri-wallpapers-16.04``.
+
+The labelled photo set (``labelled/`` and ``labels.csv``, read by ``labkit.images.labelled_images()``)
+is listed in ``data/labelled_photos.py`` and built by ``data/make_labelled.py``.
 
 Only public-domain, CC0 and CC-BY photos are used; the licence of every file is read from the
 source package's own metadata and checked before the file is written.
 
 Usage (from the repository root)::
 
-    apt-get install -y palapeli-data gcompris-qt-data     # Debian/Ubuntu, once
+    apt-get install -y palapeli-data gcompris-qt-data lomiri-wallpapers-16.04   # Debian/Ubuntu, once
     python data/make_images.py                             # pip-downloads the two wheels if needed
     python data/make_images.py --wheels DIR                # or use wheels already in DIR
 
-Every output is at most 512 px on its long side, JPEG quality 90, without metadata.
+Every sample photo is at most 512 px on its long side, JPEG quality 90; every labelled photo is at
+most 320 px on its short side, JPEG quality 85; none keeps metadata.
 """
 from __future__ import annotations
 
@@ -106,10 +111,11 @@ def _zstd_decompress(raw: bytes) -> bytes:
 def gcompris_readme_entry(readme: str, filename: str) -> Dict[str, str]:
     """The ``Copyright/License/Source`` block of a GCompris resource README that lists ``filename``."""
     for block in re.split(r"\n\s*\n", readme):
-        if re.search(rf"^{re.escape(filename)}$", block, re.M):
-            fields = dict(re.findall(r"^(Copyright|License|Source):\s*(.+)$", block, re.M))
+        if re.search(rf"^(?:Files:\s*)?{re.escape(filename)}\s*$", block, re.M):
+            fields = dict(re.findall(r"^(Copyright|License|Source|Comments?):\s*(.+)$", block, re.M))
             return {"author": fields.get("Copyright", "").strip(), "licence": fields.get("License", "").strip(),
-                    "url": fields.get("Source", "").strip()}
+                    "url": fields.get("Source", "").strip(),
+                    "comment": (fields.get("Comments") or fields.get("Comment") or "").strip()}
     raise KeyError(f"{filename} not listed in the README")
 
 
@@ -186,11 +192,11 @@ def skimage_photo(wheels: Wheels, filename: str, func: str) -> Source:
         licence = "Public Domain"
     else:
         licence = "unknown"
-    m = re.search(r"CC0 by the photographer \(([^)]+)\)", doc)
+    m = re.search(r"by the photographer \(([^)]+)\)", doc)
     author = m.group(1) if m else ("SpaceX" if "SpaceX" in doc else "?")
     url = re.search(r"<(https?://[^>]+)>", doc)
     return Source(f"scikit-image {version} (PyPI wheel)", f"skimage/data/{filename}", author, licence,
-                  url.group(1) if url else "", Image.open(io.BytesIO(raw)),
+                  url.group(1) if url else "", Image.open(io.BytesIO(raw)).convert("RGB"),
                   f"licence from the docstring of `skimage.data.{func}`")
 
 
@@ -312,6 +318,7 @@ RECIPES: Dict[str, Recipe] = {
 
 
 def build(wheel_dir: Optional[Path], out_dir: Path = OUT_DIR) -> None:
+    """Write the sample photos, the labelled set (``labelled/`` + ``labels.csv``) and ``ATTRIBUTION.md``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     wheels = Wheels(wheel_dir)
     rows = []
@@ -332,10 +339,13 @@ def build(wheel_dir: Optional[Path], out_dir: Path = OUT_DIR) -> None:
     comp = composite(dog.image.crop(COMPOSITE_DOG_BOX), cat.image.crop(COMPOSITE_CAT_BOX))
     save_jpeg(fit(comp), out_dir / "dog_and_cat.jpg")
     print(f"{'dog_and_cat.jpg':18s} {comp.size[0]}x{comp.size[1]}  composite", file=sys.stderr)
-    write_attribution(out_dir, rows, comp.size)
+    from make_labelled import build_labelled
+
+    labelled_rows = build_labelled(wheels, out_dir)
+    write_attribution(out_dir, rows, comp.size, labelled_rows)
 
 
-def write_attribution(out_dir: Path, rows, comp_size: Tuple[int, int]) -> None:
+def write_attribution(out_dir: Path, rows, comp_size: Tuple[int, int], labelled_rows=()) -> None:
     lines = [
         "# Photos shipped with labkit: sources and licences",
         "",
@@ -366,6 +376,10 @@ def write_attribution(out_dir: Path, rows, comp_size: Tuple[int, int]) -> None:
         "skimage's licences are stated in the docstrings of `skimage.data.chelsea/coffee/rocket`.",
         "",
     ]
+    if labelled_rows:
+        from make_labelled import attribution_lines
+
+        lines += attribution_lines(labelled_rows)
     (out_dir / "ATTRIBUTION.md").write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -375,9 +389,12 @@ def main(argv=None) -> int:
                    help="folder holding scikit_image-*.whl and scikit_learn-*.whl (default: pip download them)")
     p.add_argument("--out", type=Path, default=OUT_DIR, help=f"output folder (default {OUT_DIR})")
     args = p.parse_args(argv)
-    missing = [str(d) for d in (PALAPELI, GCOMPRIS_RCC) if not d.is_dir()]
+    from make_labelled import LOMIRI_DIR
+
+    missing = [str(d) for d in (PALAPELI, GCOMPRIS_RCC, LOMIRI_DIR) if not d.is_dir()]
     if missing:
-        print(f"missing {', '.join(missing)}: apt-get install -y palapeli-data gcompris-qt-data", file=sys.stderr)
+        print(f"missing {', '.join(missing)}: apt-get install -y palapeli-data gcompris-qt-data "
+              "lomiri-wallpapers-16.04", file=sys.stderr)
         return 1
     build(args.wheels, args.out)
     return 0

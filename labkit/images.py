@@ -1,75 +1,57 @@
 """Photos in, model-ready tensors out, and back again.
 
-* :func:`sample_images` / :func:`duke_examples`: the photos shipped in ``data/images/``.
 * :func:`load_image`: any photo file (or sample name, PIL image, numpy array) -> 8-bit RGB PIL image,
   whatever its mode (RGBA, L, P, 16-bit, CMYK), EXIF orientation and size.
 * :func:`preprocess`: images -> ``[N,3,H,W]`` float batch normalised with the model's own mean/std,
   on the model's device. :func:`deprocess` goes back to ``[H,W,3]`` numpy in ``[0,1]`` for plotting.
 * :func:`to_tensor01`, :func:`normalize`, :func:`denormalize`: the same steps as plain tensor functions
   (differentiable; feature visualisation optimises in ``[0,1]`` space and normalises on the fly).
-* :func:`imagenet_classes`, :func:`class_index`: the 1000 ImageNet class names, offline.
+* Re-exported from :mod:`labkit.photos`: the shipped photos (:func:`sample_images`,
+  :func:`labelled_images`, :func:`images_dir`); from :mod:`labkit.scores`: :func:`class_index`.
+  The class list is ``labkit.models.imagenet_class_names()``.
 
 Conventions: a "[0,1] image" is float RGB with 0 = black, 1 = white; a "preprocessed" batch is
 ``(x01 - mean) / std`` per channel with the model's ``model.labkit.mean``/``std``.
 """
 from __future__ import annotations
 
-import difflib
-import functools
 import os
-import threading
-import warnings
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageOps
+
+from labkit._pil import LARGE_IMAGE_PIXELS
+from labkit._pil import PilGuards as _PilGuards
+from labkit._pil import array_to_pil as _array_to_pil
+from labkit._pil import fit_rgb as _fit_rgb
+from labkit.photos import (SAMPLE_FILES, LabelledImage, images_dir, labelled_images, sample_images,
+                           sample_names)
+from labkit.scores import class_index
 
 __all__ = [
     "SAMPLE_FILES",
+    "LARGE_IMAGE_PIXELS",
     "ImageLike",
-    "DukeExample",
+    "LabelledImage",
     "images_dir",
     "sample_images",
     "sample_names",
-    "duke_examples",
+    "labelled_images",
     "load_image",
     "to_tensor01",
     "preprocess",
     "deprocess",
     "normalize",
     "denormalize",
-    "imagenet_classes",
     "class_index",
 ]
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
-#: short name -> file in the photo folder (sources and licences: data/images/ATTRIBUTION.md).
-SAMPLE_FILES: Dict[str, str] = {
-    "cat": "cat.jpg",  # Chelsea the tabby (scikit-image)
-    "coffee": "coffee.jpg",
-    "rocket": "rocket.jpg",
-    "grace_hopper": "grace_hopper.jpg",
-    "china": "china.jpg",
-    "flower": "flower.jpg",
-    "bee": "bee.jpg",
-    "chameleon": "chameleon.jpg",
-    "citrus": "citrus.jpg",
-    "bridge": "bridge.jpg",
-    "dog": "dog.jpg",  # German shepherd (GCompris)
-    "cat2": "cat2.jpg",  # kitten with a ball of wool (GCompris)
-    "dog_and_cat": "dog_and_cat.jpg",  # dog left, cat right
-}
-
-#: Pixel count up to which load_image decodes without PIL's decompression-bomb error (PIL's own
-#: default limit is ~89 Mpx with an error at twice that). Applied only inside load_image.
-LARGE_IMAGE_PIXELS = 20_000 * 20_000
-
-_PIL_GLOBALS_LOCK = threading.RLock()
 _ORIENTATION = 0x0112  # EXIF tag
-_RESIZE_FIRST_MODES = ("L", "LA", "RGB", "RGBA")  # PIL resizes these exactly (alpha premultiplied)
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
@@ -78,85 +60,6 @@ _RESAMPLE = {
     "box": Image.Resampling.BOX,
     "hamming": Image.Resampling.HAMMING,
 }
-
-
-# --------------------------------------------------------------------------- shipped photos
-
-
-def images_dir() -> Path:
-    """The folder holding the shipped photos.
-
-    ``$LABKIT_DATA`` when set (either the photo folder itself or a folder with an ``images/``
-    subfolder), else ``<repository>/data/images`` next to the ``labkit`` package.
-
-    Raises:
-        FileNotFoundError: the folder is missing or lacks the photos (says where it looked).
-    """
-    env = os.environ.get("LABKIT_DATA")
-    if env:
-        base = Path(env).expanduser()
-        candidates = [base / "images", base]
-        origin = f"$LABKIT_DATA={env}"
-    else:
-        candidates = [Path(__file__).resolve().parent.parent / "data" / "images"]
-        origin = "the labkit repository"
-    probe = SAMPLE_FILES["cat"]
-    for folder in candidates:
-        if (folder / probe).is_file():
-            return folder
-    raise FileNotFoundError(
-        f"The labkit sample photos were not found in {' or '.join(str(c) for c in candidates)} (from {origin}). "
-        "Use a checkout of the labkit repository (the photos are in data/images/), or set LABKIT_DATA to a "
-        "folder holding them (rebuild them with `python data/make_images.py`)."
-    )
-
-
-def sample_names() -> List[str]:
-    """Short names accepted by :func:`load_image` and :func:`preprocess` for the shipped photos."""
-    return list(SAMPLE_FILES)
-
-
-def sample_images() -> Dict[str, Path]:
-    """Short name -> path of each shipped photo (RGB JPEG, at most 512 px on the long side).
-
-    Names: ``cat`` (Chelsea the tabby), ``coffee`` (espresso cup), ``rocket``, ``grace_hopper``,
-    ``china`` (a temple), ``flower``, ``bee``, ``chameleon`` (a garden lizard), ``citrus``,
-    ``bridge``, ``dog`` (German shepherd), ``cat2`` (kitten) and ``dog_and_cat`` (the two
-    side by side, dog left). Sources and licences: ``data/images/ATTRIBUTION.md``.
-
-    Raises:
-        FileNotFoundError: the photo folder or one of its files is missing.
-    """
-    folder = images_dir()
-    paths = {name: folder / fname for name, fname in SAMPLE_FILES.items()}
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"Sample photos missing from {folder}: {', '.join(missing)}")
-    return paths
-
-
-class DukeExample(NamedTuple):
-    """One example image of the Duke saliency lab: ``(name, path, target)``, target an ImageNet index."""
-
-    name: str
-    path: Path
-    target: int
-
-
-def duke_examples() -> List[DukeExample]:
-    """The three examples of the Duke saliency lab, in the lab's order.
-
-    0. ``chameleon`` (the reptile, in place of the handout's king snake), target "agama" (42):
-       the photo shows an oriental garden lizard, which is an agamid;
-    1. ``dog_and_cat``, target "German shepherd" (235);
-    2. ``bee``, target "bee" (309).
-
-    Returns:
-        list of :class:`DukeExample` ``(name, path, target)`` tuples.
-    """
-    paths = sample_images()
-    wanted = [("chameleon", "agama"), ("dog_and_cat", "German shepherd"), ("bee", "bee")]
-    return [DukeExample(name, paths[name], class_index(label)) for name, label in wanted]
 
 
 # --------------------------------------------------------------------------- loading
@@ -174,113 +77,6 @@ def _resolve_path(source: Union[str, os.PathLike]) -> Path:
     if path.is_dir():
         raise ValueError(f"{str(path)!r} is a directory, not an image file.")
     return path
-
-
-class _PilGuards:
-    """Locally (and thread-safely) raise PIL's decompression-bomb limit and forbid truncated loads."""
-
-    def __enter__(self):
-        _PIL_GLOBALS_LOCK.acquire()
-        self._max = Image.MAX_IMAGE_PIXELS
-        self._trunc = ImageFile.LOAD_TRUNCATED_IMAGES
-        if self._max is not None:
-            Image.MAX_IMAGE_PIXELS = max(self._max, LARGE_IMAGE_PIXELS)
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-        self._warn = warnings.catch_warnings()
-        self._warn.__enter__()
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            self._warn.__exit__(*exc)
-        finally:
-            Image.MAX_IMAGE_PIXELS = self._max
-            ImageFile.LOAD_TRUNCATED_IMAGES = self._trunc
-            _PIL_GLOBALS_LOCK.release()
-        return False
-
-
-def _sixteen_bit_to_8(arr: np.ndarray, full_scale: float) -> np.ndarray:
-    return np.clip(np.round(arr.astype(np.float64) * (255.0 / full_scale)), 0, 255).astype(np.uint8)
-
-
-def _to_rgb(im: Image.Image, fmt: Optional[str] = None) -> Image.Image:
-    """Any PIL mode -> 8-bit RGB. Transparency is composited on white; 16-bit is rescaled, not clipped."""
-    mode = im.mode
-    if mode == "RGB" and "transparency" not in im.info:
-        return im
-    if mode.startswith("I;16"):
-        # 16-bit grey (I;16, I;16L, I;16B, I;16N): 0..65535 -> 0..255
-        arr = np.asarray(im)
-        return Image.fromarray(_sixteen_bit_to_8(arr, 65535.0), "L").convert("RGB")
-    if mode == "I":
-        # 32-bit int grey: 16-bit PNGs in older Pillows, int TIFFs. Values above 255 mean 16 bit;
-        # beyond 65535 the image is stretched by its own maximum.
-        arr = np.asarray(im)
-        top = float(arr.max()) if arr.size else 0.0
-        if fmt == "PNG" or 255 < top <= 65535:
-            full = 65535.0
-        elif top <= 255:
-            full = 255.0
-        else:
-            full = top
-        return Image.fromarray(_sixteen_bit_to_8(np.maximum(arr, 0), full), "L").convert("RGB")
-    if mode == "F":
-        arr = np.nan_to_num(np.asarray(im, dtype=np.float64))
-        full = 1.0 if arr.size == 0 or arr.max() <= 1.0 else 255.0
-        return Image.fromarray(_sixteen_bit_to_8(arr, full), "L").convert("RGB")
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info) or (
-        mode in ("L", "RGB") and "transparency" in im.info
-    )
-    if has_alpha:
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if mode == "1":
-        return im.convert("L").convert("RGB")
-    return im.convert("RGB")  # L, P, CMYK, YCbCr, HSV, ...
-
-
-def _downscale(im: Image.Image, max_size: Optional[int]) -> Image.Image:
-    if max_size is None or max(im.size) <= max_size:
-        return im
-    scale = max_size / max(im.size)
-    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
-
-
-def _fit_rgb(im: Image.Image, max_size: Optional[int], fmt: Optional[str] = None) -> Image.Image:
-    """Downscale (first, while the image is still small per pixel, for 8-bit modes) and convert to RGB."""
-    if im.mode in _RESIZE_FIRST_MODES and "transparency" not in im.info:
-        return _to_rgb(_downscale(im, max_size), fmt)
-    return _downscale(_to_rgb(im, fmt), max_size)
-
-
-def _array_to_pil(arr: np.ndarray) -> Image.Image:
-    a = np.asarray(arr)
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
-        raise ValueError(
-            f"A numpy image must be HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA), got shape {a.shape}. "
-            "For a CxHxW array use arr.transpose(1, 2, 0)."
-        )
-    if a.dtype == np.bool_:
-        a = a.astype(np.uint8) * 255
-    elif a.dtype == np.uint16:
-        a = _sixteen_bit_to_8(a, 65535.0)
-    elif np.issubdtype(a.dtype, np.floating):
-        a = np.nan_to_num(a.astype(np.float64))
-        a = np.clip(np.round(a * 255.0), 0, 255).astype(np.uint8)
-    elif np.issubdtype(a.dtype, np.integer):
-        if a.min() < 0 or a.max() > 255:
-            raise ValueError(f"An integer numpy image must hold values 0..255, got {a.min()}..{a.max()}.")
-        a = a.astype(np.uint8)
-    else:
-        raise ValueError(f"Unsupported numpy image dtype {a.dtype}.")
-    mode = "L" if a.ndim == 2 else ("RGB" if a.shape[-1] == 3 else "RGBA")
-    return Image.fromarray(np.ascontiguousarray(a), mode)
 
 
 def load_image(image: ImageLike, *, max_size: Optional[int] = 2048) -> Image.Image:
@@ -604,65 +400,3 @@ def deprocess(x: torch.Tensor, model=None, *, mean=None, std=None) -> np.ndarray
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]
     return np.ascontiguousarray(np.moveaxis(arr, -3, -1))
-
-
-# --------------------------------------------------------------------------- class names
-
-
-@functools.lru_cache(maxsize=1)
-def _imagenet_classes() -> Tuple[str, ...]:
-    from torchvision.models import VGG16_Weights
-
-    return tuple(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
-
-
-def imagenet_classes() -> List[str]:
-    """The 1000 ImageNet-1k class names in index order (offline, from torchvision's weight metadata)."""
-    return list(_imagenet_classes())
-
-
-def _key(name: str) -> str:
-    return " ".join(str(name).replace("_", " ").replace("-", " ").lower().split())
-
-
-def class_index(name_or_idx: Union[str, int], classes: Optional[Sequence[str]] = None) -> int:
-    """ImageNet class index of a name (case-insensitive; ``_``/``-`` count as spaces) or a checked index.
-
-    Args:
-        name_or_idx: an int in ``0..len(classes)-1``, a string of digits, or a class name such as
-            ``"German shepherd"``, ``"tabby"``, ``"espresso"``.
-        classes: the class list (default :func:`imagenet_classes`), e.g. ``model.labkit.classes``.
-
-    Raises:
-        ValueError: unknown name (the message lists close matches) or a name that several entries
-            of ``classes`` share (pass the index then).
-        IndexError: index out of range.
-    """
-    names = list(classes) if classes is not None else list(_imagenet_classes())
-    if isinstance(name_or_idx, bool):
-        raise ValueError(f"Expected a class name or index, got {name_or_idx!r}")
-    if torch.is_tensor(name_or_idx) and name_or_idx.numel() == 1:
-        name_or_idx = int(name_or_idx.item())
-    if isinstance(name_or_idx, str) and name_or_idx.strip().isdigit():
-        name_or_idx = int(name_or_idx.strip())
-    if isinstance(name_or_idx, (int, np.integer)):
-        idx = int(name_or_idx)
-        if not 0 <= idx < len(names):
-            raise IndexError(f"Class index {idx} is out of range: valid indices are 0..{len(names) - 1}.")
-        return idx
-    if not isinstance(name_or_idx, str):
-        raise ValueError(f"Expected a class name or index, got {type(name_or_idx).__name__}")
-    key = _key(name_or_idx)
-    hits = [i for i, n in enumerate(names) if _key(n) == key]
-    if len(hits) == 1:
-        return hits[0]
-    if len(hits) > 1:
-        raise ValueError(
-            f"{name_or_idx!r} names several classes: {', '.join(str(i) for i in hits)}; pass the index instead."
-        )
-    keys = {_key(n): n for n in names}
-    words = [k for k in keys if key and (f" {key} " in f" {k} ")]  # "cat" -> "tiger cat", "Egyptian cat"
-    close = words[:5] + [k for k in difflib.get_close_matches(key, list(keys), n=5, cutoff=0.6) if k not in words]
-    close = close[:5]
-    hint = f" Close matches: {', '.join(repr(keys[c]) for c in close)}." if close else ""
-    raise ValueError(f"Unknown class name {name_or_idx!r}.{hint} See labkit.images.imagenet_classes().")

@@ -11,18 +11,19 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
+from course.examples import duke_examples
 from labkit.images import (
     class_index,
     denormalize,
     deprocess,
-    duke_examples,
-    imagenet_classes,
+    labelled_images,
     load_image,
     normalize,
     preprocess,
     sample_images,
     to_tensor01,
 )
+from labkit.models import imagenet_class_names as imagenet_classes
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "images"
@@ -75,13 +76,81 @@ def test_sample_images_all_present_small_rgb():
 def test_attribution_covers_every_file_with_an_allowed_licence():
     text = (DATA / "ATTRIBUTION.md").read_text(encoding="utf-8")
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([^`]+)` \|.*$", text, re.M)}
-    shipped = {p.name for p in DATA.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}}
+    shipped = {p.relative_to(DATA).as_posix() for p in DATA.rglob("*")
+               if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}}
     assert shipped == set(rows), "every shipped photo needs exactly one ATTRIBUTION.md row"
+    assert len(rows) == len(re.findall(r"^\| `[^`]+` \|", text, re.M)), "one row per photo"
     for fname, row in rows.items():
         lic = row.split(" | ")[5].lower()
         assert "public domain" in lic or "cc0" in lic or "cc-by" in lic, (fname, lic)
         assert not any(bad in lic for bad in ("-sa", "-nc", "-nd", "fdl", "gpl")), (fname, lic)
         assert "resized" in row or "kept at full size" in row, fname
+
+
+# --------------------------------------------------------------------------- the labelled photo set
+
+
+def _attribution_rows():
+    text = (DATA / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    return {m.group(1): m.group(0) for m in re.finditer(r"^\| `([^`]+)` \|.*$", text, re.M)}
+
+
+def test_labelled_images_enough_photos_and_classes_all_licensed():
+    pairs = labelled_images()
+    paths = [p for p, _ in pairs]
+    targets = [t for _, t in pairs]
+    assert len(pairs) >= 100 and len(set(paths)) == len(paths)
+    assert len(set(targets)) >= 30
+    assert all(isinstance(t, int) and 0 <= t < 1000 for t in targets)
+    rows = _attribution_rows()
+    for path in paths:
+        assert path.is_file() and DATA in path.parents
+        row = rows[path.relative_to(DATA).as_posix()]  # every photo listed, with an allowed licence
+        lic = row.split(" | ")[5].lower()
+        assert "public domain" in lic or "cc0" in lic or "cc-by" in lic, (path.name, lic)
+        assert not any(bad in lic for bad in ("-sa", " sa", "-nc", "-nd", "fdl", "gpl")), (path.name, lic)
+        # GCompris' world animals stay an independent check (only the chameleon sample comes from there)
+        assert "explore_world_animals" not in row or path.name == "chameleon.jpg", path.name
+    shipped = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file())
+    assert shipped < 15 * 1024 * 1024
+
+
+def test_labelled_images_class_names_agree_with_the_class_list():
+    """labels.csv carries each class twice (index and name): the two agree with the one class list."""
+    import csv
+
+    classes = imagenet_classes()
+    with open(DATA / "labels.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(DATA / r["file"], int(r["class_index"])) for r in rows] == [tuple(p) for p in labelled_images()]
+    for r in rows:
+        assert classes[int(r["class_index"])] == r["class_name"], r
+        assert class_index(r["class_name"]) == int(r["class_index"])
+
+
+def test_labelled_images_sizes():
+    for path, _ in labelled_images():
+        with Image.open(path) as im:
+            assert im.mode == "RGB" and min(im.size) <= 512, (path.name, im.size)
+
+
+def test_bundled_model_top5_on_labelled_set(model, capsys):
+    """The bundled EfficientNet-Lite0 recognises the labelled photos: top-5 >= 80% (squashed, as the labs do)."""
+    pairs = labelled_images()
+    targets = torch.tensor([t for _, t in pairs])
+    rates = {}
+    for crop in (False, True):
+        with torch.no_grad():
+            logits = torch.cat([model(preprocess([p for p, _ in pairs[i:i + 32]], model, crop=crop))
+                                for i in range(0, len(pairs), 32)])
+        top5 = logits.topk(5, dim=1).indices.cpu()
+        rates[crop] = (float((top5[:, 0] == targets).float().mean()),
+                       float((top5 == targets[:, None]).any(1).float().mean()))
+    with capsys.disabled():
+        print(f"\nlabelled set, {len(pairs)} photos: top-1 {rates[False][0]:.1%}, top-5 {rates[False][1]:.1%} "
+              f"(squash); top-1 {rates[True][0]:.1%}, top-5 {rates[True][1]:.1%} (centre crop)")
+    assert rates[False][1] >= 0.8, rates
+    assert rates[False][0] > 0.5, rates  # far above chance (0.1%): the labels are the photos' classes
 
 
 def test_dog_and_cat_composite_is_two_to_one_dog_left():

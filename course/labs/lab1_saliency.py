@@ -24,7 +24,7 @@
 # and a spider. This course ships freely licensed photos instead (see `data/images/ATTRIBUTION.md`):
 # example 0 is a **garden lizard** (`chameleon.jpg`, an agamid) in place of the snake, example 1 a
 # **German shepherd (left half) next to a kitten (right half)** in place of the mastiff and cat,
-# and example 2 a **bee** in place of the spider. `labkit.images.duke_examples()` returns them with
+# and example 2 a **bee** in place of the spider. `course.examples.duke_examples()` returns them with
 # their ImageNet target classes.
 #
 # ## Where each question is answered
@@ -67,6 +67,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from course.examples import duke_examples
 from labkit import images, layers, plot, saliency
 from labkit.models import load_model
 
@@ -86,7 +87,7 @@ print(f"Grad-CAM uses the last conv layer: {layers.last_conv(model)} "
 # example is the class whose score we explain. The table shows what the model itself predicts.
 
 # %% id="examples"
-examples = images.duke_examples()  # [(name, path, target class index)]
+examples = duke_examples()  # [(name, path, target class index)]
 x = images.preprocess([e.path for e in examples], model)  # [3,3,H,W], normalised
 targets = [e.target for e in examples]
 photos = [images.deprocess(x[i], model) for i in range(len(examples))]  # HxWx3 in [0,1]
@@ -169,8 +170,8 @@ assert bool((_s >= 0).all()) and bool(torch.isfinite(_s).all()), "saliency is a 
 assert layers.forward_hooks_count(model) == 0, "your function left hooks on the model"
 print("vanilla_saliency: visible tests passed")
 ### BEGIN HIDDEN TESTS
-_xr = images.preprocess([e.path for e in images.duke_examples()], model)
-_tr = [e.target for e in images.duke_examples()]
+_xr = images.preprocess([e.path for e in duke_examples()], model)
+_tr = [e.target for e in duke_examples()]
 _ref = saliency.vanilla(model, _xr, _tr)
 _mine = vanilla_saliency(model, _xr, _tr)
 _err = float((_mine.to(_ref.device) - _ref).abs().max())
@@ -332,7 +333,7 @@ assert _err <= 1e-3 * float(_ref.abs().max()) + 1e-4, (
     f"On random 48x48 inputs (window 16, stride 12, targets [5, 9]) your map differs from "
     f"labkit.saliency.occlusion by up to {_err:.3g}. Average the drops of all patches covering a pixel.")
 _xb = images.preprocess("bee", model, size=64)
-_tb = images.duke_examples()[2].target
+_tb = duke_examples()[2].target
 _ref = saliency.occlusion(model, _xb, _tb, window=24, stride=16, progress=False)
 _mine = occlusion_map(model, _xb, _tb, window=24, stride=16)
 _err = float((_mine.to(_ref.device) - _ref).abs().max())
