@@ -25,8 +25,10 @@ MAX_LINES = 500  # "about 500" (issue 11)
 # Layers, lowest first: a module may import modules of its own layer or lower ones, never higher.
 # The first pattern that matches a module's name gives its layer.
 LAYERS = [
-    ("foundation", r"labkit\._table|labkit\.models|labkit\.images|labkit\.notebook"),
-    ("compute", r"labkit\.(layers|scores|saliency|quantize|circuits)|labkit\.featurevis(\..*)?"),
+    ("base", r"labkit\._.*|labkit\.models|labkit\.photos"),  # private helpers, the model registry, photo files
+    ("data", r"labkit\.(scores|images|layers|notebook)"),  # targets and gradients, images, layer taps, settings
+    # everything else in labkit computes: layers, scores, saliency, featurevis, quantize, circuits, ...
+    ("compute", r"labkit\.(?!(plot|report|cli)(\.|$)).*"),
     ("draw", r"labkit\.plot(\..*)?"),
     ("front", r"labkit\.report|labkit\.cli|labkit"),  # labkit/__init__.py re-exports load_model
     ("course", r"course(\..*)?"),
