@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from course.examples import duke_examples
 from course.explorers import widget_frontend
 from course.explorers.lab1 import METHODS, SaliencyExplorer
 from course.explorers.lab2 import FeatureVisExplorer
@@ -49,7 +50,7 @@ def test_no_widget_frontend_outside_a_kernel():
 
 @pytest.fixture(scope="module")
 def saliency_explorer(lite0):
-    duke = {e.name: e.target for e in images.duke_examples()}
+    duke = {e.name: e.target for e in duke_examples()}
     return SaliencyExplorer(lite0, ["bee", "dog_and_cat"], extra_targets=duke, smoothgrad_samples=2,
                             occlusion=dict(window=112, stride=56), live=False)
 
@@ -75,7 +76,7 @@ def test_saliency_explorer_maps_are_labkits(saliency_explorer, lite0):
 
     ex = saliency_explorer
     x = images.preprocess(["bee"], lite0)
-    target = images.duke_examples()[2].target
+    target = duke_examples()[2].target
     for method, reference in (("vanilla", saliency.vanilla(lite0, x, target)[0]),
                               ("Grad-CAM", saliency.grad_cam(lite0, x, target)[0])):
         got = ex.result({"photo": "bee", "target": target, "method": method, "opacity": 0.5})
@@ -89,7 +90,7 @@ def test_saliency_explorer_offers_each_photos_own_classes(saliency_explorer, lit
     with torch.no_grad():
         top = lite0(images.preprocess(["dog_and_cat"], lite0))[0].topk(ex.top).indices.tolist()
     assert values[:ex.top] == top, "the class choices are the model's top classes for this photo, best first"
-    german_shepherd = images.duke_examples()[1].target
+    german_shepherd = duke_examples()[1].target
     assert german_shepherd in values and ex.controls["target"].value == german_shepherd
     ex.set(method="occlusion")
     _assert_static(ex)
