@@ -13,19 +13,16 @@ The script starts with a jupytext YAML header holding the lab's title::
     #     title: 'Lab 3 - ReLU: ...'
     # ---
 
-Cell headers (``key=value`` pairs in jupytext's syntax) and the nbgrader metadata (schema 3)
-each becomes:
+Cell headers (``key=value`` pairs in jupytext's syntax) and the nbgrader cell (schema 3) each gives:
 
-=====================================================  ==========================================
-``# %% [markdown]``                                    locked markdown cell
-``# %%``                                               locked code cell
-``# %% kind="free" tags=["parameters"]``               unlocked, ungraded code (settings, scratch)
-``# %% kind="solution" id="vanilla_saliency"``         student code, ``### BEGIN/END SOLUTION``
-``# %% kind="tests" id="test_vanilla" points=1``       autograded test cell (may hold hidden tests)
-``# %% [markdown] kind="answer" id="answer_1a" points=2``  written answer, graded by hand
-``# %% kind="shared" id="colab_setup"``                locked code cell whose body is filled in
-                                                       here, the same for every lab (``SHARED``)
-=====================================================  ==========================================
+    # %% [markdown]                                        locked markdown cell
+    # %%                                                   locked code cell
+    # %% kind="free" tags=["parameters"]                   unlocked, ungraded code (settings, scratch)
+    # %% kind="solution" id="vanilla_saliency"             student code, ### BEGIN/END SOLUTION
+    # %% kind="tests" id="test_vanilla" points=1           autograded test cell (may hold hidden tests)
+    # %% [markdown] kind="answer" id="answer_1a" points=2  written answer, graded by hand
+    # %% kind="shared" id="colab_setup"                    locked code cell whose body is filled in
+                                                           here, the same in every lab (``SHARED``)
 
 ``id`` is the nbgrader ``grade_id`` and the cell id; locked cells without one get
 ``md_NNN``/``code_NNN`` (NNN: the cell's position), free cells the cell id ``cell-NNN``, so an
