@@ -4,7 +4,7 @@
     labkit layers MODEL [--conv-only] the layer table with handout indices
     labkit weights fetch NAME         pre-seed the weights cache (needs internet)
     labkit weights list               which models are available offline now
-    labkit featurevis ...             activation maximisation to an image grid
+    labkit featurevis ...             activation maximisation of channels to an image grid
     labkit report NOTEBOOK --to pdf   a student report
 
 Each command's parser lives in its own ``_add_<command>`` function.
@@ -93,7 +93,10 @@ def _add_weights(sub) -> None:
 def _cmd_weights_fetch(args) -> int:
     from labkit import models
 
-    names = [n for n in models.model_names() if models._entry(n).weights_enum] if args.name == ["all"] else args.name
+    if args.name == ["all"]:  # every model with downloadable weights (not the bundled one)
+        names = [n for n in models.model_names() if models.cached_weights_path(n) is not None]
+    else:
+        names = args.name
     status = 0
     for name in names:
         try:
@@ -118,17 +121,17 @@ def _cmd_weights_list(args) -> int:
 
 def _add_featurevis(sub) -> None:
     p = sub.add_parser(
-        "featurevis", help="visualise filters by activation maximisation and save an image grid",
-        description="Optimise one image per filter so that it excites that filter, and save them as one PNG "
+        "featurevis", help="visualise channels by activation maximisation and save an image grid",
+        description="Optimise one image per channel so that it excites that channel, and save them as one PNG "
                     "grid. Mirrors the Schneider project's image_gen.py: --octaves 3 --size 128 --outscale 4 "
                     "renders at 128, 256 and 512 px; --sharpness adds its Scharr-edge penalty; --start begins "
                     "from a photo (deep-dream style).",
     )
     p.add_argument("--model", default=None, help="registry name (default: the course default)")
     p.add_argument("--layer", default=None,
-                   help="layer name or handout index (default: the model's mid_conv preset)")
-    p.add_argument("--filters", type=int, nargs="+", default=None,
-                   help="filter indices (default: the model's mid_filters preset)")
+                   help="layer name or handout index (default: a mid-level conv layer, see default_target)")
+    p.add_argument("--channels", "--filters", dest="channels", type=int, nargs="+", default=None,
+                   help="channel indices of the layer (default: six spread over its channels)")
     p.add_argument("--preset", choices=["quality", "handout"], default="quality",
                    help="quality: clean pictures (default); handout: the Duke lab's plain pixel ascent")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps per octave (default: the preset's)")
@@ -144,7 +147,7 @@ def _add_featurevis(sub) -> None:
                    help="strength of the penalty on colours far from the dataset mean (Schneider's colour penalty; 0 = off)")
     p.add_argument("--start", default=None, help="start from this photo (path or sample name) instead of noise")
     p.add_argument("--relu", choices=["before", "after"], default=None,
-                   help="visualise the filter before or after the non-linearity that follows the layer")
+                   help="visualise the channel before or after the non-linearity that follows the layer")
     p.add_argument("--objective", choices=["mean", "mean_abs", "center"], default=None,
                    help="what to maximise (default: the preset's: quality mean, handout mean_abs)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
@@ -172,9 +175,9 @@ def _cmd_featurevis(args) -> int:
     if args.octaves < 1 or args.outscale <= 0:
         raise ValueError(f"--octaves must be >= 1 and --outscale > 0, got {args.octaves} and {args.outscale}.")
     model = models.load_model(args.model, device=args.device, verbose=True)
-    presets = model.labkit.presets
-    layer = args.layer if args.layer is not None else presets["mid_conv"]
-    filters = args.filters if args.filters is not None else list(presets["mid_filters"])
+    default_layer, default_channels = default_target(model)
+    layer = args.layer if args.layer is not None else default_layer
+    channels = args.channels if args.channels is not None else default_channels
     regularizers = []
     if args.sharpness > 0:
         regularizers.append(fv.scharr_edges(args.sharpness * fv.regularizers.SHARPNESS_UNIT))
@@ -184,7 +187,7 @@ def _cmd_featurevis(args) -> int:
     octave_scale = args.outscale ** (1.0 / (args.octaves - 1)) if args.octaves > 1 else 1.0
     save_scale = 1.0 if args.octaves > 1 else args.outscale
     result = fv.visualize(
-        model, layer, filters, steps=args.steps, size=args.size, seed=args.seed, relu=args.relu,
+        model, layer, channels, steps=args.steps, size=args.size, seed=args.seed, relu=args.relu,
         objective=args.objective, lr=args.lr, regularizers=regularizers or None, octaves=args.octaves,
         octave_scale=octave_scale, start=args.start, preset=args.preset, progress=not args.quiet,
     )
@@ -194,10 +197,31 @@ def _cmd_featurevis(args) -> int:
         print(f"labkit featurevis: error: {err}", file=sys.stderr)
         return 2
     h, w = result.images.shape[-2:]
-    print(f"{model.labkit.name} {result.layer} filters {result.channels}: {w}x{h} px each -> {path}")
-    for f, a in zip(result.channels, result.activations.tolist()):
-        print(f"  filter {f}: {result.objective} = {a:.4g}")
+    print(f"{model.labkit.name} {result.layer} channels {result.channels}: {w}x{h} px each -> {path}")
+    for c, a in zip(result.channels, result.activations.tolist()):
+        print(f"  channel {c}: {result.objective} = {a:.4g}")
     return 0
+
+
+def default_target(model, count: int = 6):
+    """``(layer, channels)`` that ``labkit featurevis`` shows when none are given, from the layer table.
+
+    The layer is the middle one of the model's ordinary (not grouped/depthwise) conv layers that a
+    non-linearity follows (VGG16: ``features.14``); the channels are ``count`` indices spread evenly
+    over its channels, first and last included.
+    """
+    from labkit import layers
+
+    table = layers.layers(model).conv()
+    convs = [row for row in table
+             if row.activation and row.channels and getattr(model.get_submodule(row.name), "groups", 1) == 1]
+    convs = convs or [row for row in table if row.channels]
+    if not convs:
+        raise ValueError("This model has no conv layers to visualise; pass --layer and --channels.")
+    row = convs[len(convs) // 2]
+    n = min(count, row.channels)
+    channels = sorted({round(i * (row.channels - 1) / max(n - 1, 1)) for i in range(n)})
+    return row.name, channels
 
 
 def _add_report(sub) -> None:
@@ -236,11 +260,6 @@ def _cmd_report(args) -> int:
               "settings cell and save it)", file=sys.stderr)
     print(f"wrote {path}")
     return 0
-
-
-def _not_ready(name: str) -> int:
-    print(f"labkit {name}: not available in this version.", file=sys.stderr)
-    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

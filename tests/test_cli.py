@@ -36,3 +36,33 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "labkit"
     out = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("labkit ")
+
+
+def test_featurevis_defaults_come_from_the_layer_table():
+    from labkit.cli import default_target
+    from labkit.layers import check_channels, layer_info
+    from labkit.models import load_model
+
+    for name, expected in (("vgg16", "features.14"), ("efficientnet_lite0", None)):
+        model = load_model(name, pretrained=False, device="cpu")
+        layer, channels = default_target(model)
+        row = layer_info(model, layer)
+        assert row.is_conv and row.activation is not None and model.get_submodule(layer).groups == 1
+        assert expected is None or layer == expected
+        assert check_channels(model, layer, channels) == channels and len(channels) == 6
+        assert channels[0] == 0 and channels[-1] == row.channels - 1
+
+
+def test_cli_never_imports_the_course():
+    import ast
+
+    source = (Path(__file__).resolve().parent.parent / "labkit" / "cli.py").read_text()
+    modules = {alias.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import) for alias in node.names}
+    modules |= {node.module or "" for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    assert not any(m == "course" or m.startswith("course.") for m in modules), modules
+
+
+def test_layers_of_the_caffe_vgg19_without_weights(capsys):
+    assert main(["layers", "vgg19_caffe", "--conv-only"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("vgg19_caffe: input 3x224x224") and "features.34" in out

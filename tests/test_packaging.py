@@ -62,3 +62,33 @@ def test_pyproject_and_environment_list_the_same_dependencies():
 def test_dependencies_are_ranges_not_pins():
     pins = {k: v for k, v in pyproject_requirements().items() if v.startswith("==")}
     assert not pins, f"pin-free on purpose (Colab brings its own torch): {pins}"
+
+
+def _imported_modules(path: Path):
+    """Every module a file imports, at any depth (function-level imports count)."""
+    import ast
+
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+
+
+def test_labkit_never_imports_the_course():
+    offenders = [f"{path.relative_to(ROOT)}: {module}" for path in sorted((ROOT / "labkit").rglob("*.py"))
+                 for module in _imported_modules(path) if module == "course" or module.startswith("course.")]
+    assert not offenders, f"imports run course -> labkit only: {offenders}"
+
+
+def test_importing_labkit_and_its_modules_loads_no_course_module():
+    import subprocess
+    import sys
+
+    code = ("import sys, labkit, labkit.models, labkit.layers, labkit.scores, labkit.saliency, labkit.quantize, "
+            "labkit.circuits, labkit.cli, labkit.plot; "
+            "print(sorted(m for m in sys.modules if m == 'course' or m.startswith('course.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
