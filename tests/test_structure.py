@@ -261,3 +261,35 @@ def test_shared_cells_are_filled_from_one_place():
         assert "git clone" not in text, f"{lab}: the Colab setup is a kind=\"shared\" cell, not a copy"
         cells = [c for c in nbbuild.read_lab(lab).cells if c.get("id") == "colab_setup"]
         assert len(cells) == 1 and cells[0].source == nbbuild.SHARED["colab_setup"], lab
+
+
+def test_builder_reads_every_header_and_finds_new_labs(tmp_path, monkeypatch):
+    """A hand-written lab in a scratch folder: every header kind, magics, and discovery by file name."""
+    from course import nbbuild
+
+    monkeypatch.setattr(nbbuild, "LABS_DIR", tmp_path)
+    (tmp_path / "lab9_new.py").write_text(
+        "# ---\n# jupyter:\n#   labkit:\n#     title: 'Lab 9: new'\n# ---\n\n"
+        "# %% [markdown]\n# # Lab 9\n\n"
+        '# %% kind="shared" id="colab_setup"\n\n'
+        '# %% kind="free" tags=["parameters"]\n# %matplotlib inline\nX = 1\n\n'
+        '# %% kind="solution" id="f"\ndef f():\n    ### BEGIN SOLUTION\n    return X\n    ### END SOLUTION\n\n'
+        '# %% kind="tests" id="test_f" points=1.5\nassert f() == 1\n\n'
+        '# %% [markdown] kind="answer" id="answer_1" points=2\n# YOUR ANSWER HERE\n')
+    (tmp_path / "_helper.py").write_text("")
+    assert nbbuild.lab_names() == ["lab9_new"], "labs are course/labs/*.py without a leading underscore"
+    nb = nbbuild.read_lab("lab9_new")
+    meta = [c.metadata.get("nbgrader", {}) for c in nb.cells]
+    assert [c.id for c in nb.cells] == ["md_000", "colab_setup", "cell-002", "f", "test_f", "answer_1"]
+    assert nb.cells[1].source == nbbuild.COLAB_SETUP and meta[1]["locked"]
+    assert nb.cells[2].source == "%matplotlib inline\nX = 1" and not meta[2] and nb.cells[2].metadata.tags == ["parameters"]
+    assert meta[3]["solution"] and not meta[3]["locked"] and not meta[3]["grade"]
+    assert meta[4]["grade"] and meta[4]["locked"] and meta[4]["points"] == 1.5
+    assert meta[5]["solution"] and meta[5]["grade"] and nb.cells[5].cell_type == "markdown"
+    assert nb.metadata.labkit == {"lab": "lab9_new", "title": "Lab 9: new", "points": 3.5}
+    assert all(c.metadata.get("editable") is False for c, m in zip(nb.cells, meta) if m.get("locked"))
+
+    (tmp_path / "lab9_new.py").write_text("# ---\n# jupyter:\n#   labkit:\n#     title: t\n# ---\n\n"
+                                          '# %% kind="solutoin" id="f"\nx = 1\n')
+    with pytest.raises(nbbuild.LabSourceError, match="solution"):
+        nbbuild.read_lab("lab9_new")
