@@ -2,7 +2,8 @@
 
 ``labkit.load_model`` loads a registry model; the topic modules (``labkit.saliency``,
 ``labkit.featurevis``, ``labkit.quantize``, ``labkit.circuits``, ``labkit.plot``,
-``labkit.report``, ``labkit.images``, ``labkit.layers``) import on first use.
+``labkit.report``, ``labkit.images``, ``labkit.layers``, ``labkit.scores``) import on first use.
+Nothing in labkit imports the course (``course`` builds on labkit, never the other way).
 """
 import importlib
 
@@ -11,7 +12,8 @@ from labkit.models import load_model, model_names
 __version__ = "0.1.0"
 __all__ = ["load_model", "model_names", "__version__"]
 
-_SUBMODULES = {"models", "layers", "images", "saliency", "featurevis", "quantize", "circuits", "plot", "report", "cli"}
+_SUBMODULES = {"models", "layers", "scores", "images", "saliency", "featurevis", "quantize", "circuits", "plot",
+               "report", "cli", "notebook"}
 
 
 def __getattr__(name):
