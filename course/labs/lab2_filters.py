@@ -62,6 +62,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from course.roles import roles_for
 from labkit.featurevis import color_penalty, dataset_examples, scharr_edges, visualize
 from labkit.images import denormalize, deprocess, normalize, preprocess, sample_images
 from labkit.layers import activations, layer_info, layers
@@ -69,8 +70,8 @@ from labkit.models import load_model
 from labkit.plot import filter_grid, snapshot_strip
 
 model = load_model(MODEL_NAME, default="vgg16", device=DEVICE)
-presets = model.labkit.presets
-L_FIRST, L_MID, MID_FILTERS = presets["first_conv"], presets["mid_conv"], presets["mid_filters"]
+roles = roles_for(model)
+L_FIRST, L_MID, MID_FILTERS = roles.first_conv, roles.mid_conv, list(roles.mid_channels)
 print(f"model: {model.labkit.name} on {DEVICE}")
 print(f"The handout's layer 10 on VGG16 is features.10; on {model.labkit.name} we use {L_MID} "
       f"(handout index {layer_info(model, L_MID).index}) and its filters {MID_FILTERS}.")
@@ -188,7 +189,7 @@ def _check_ascend(layer, filt, steps=10, size=64, times_noise=3.0):
 _check_ascend(L_MID, MID_FILTERS[1])
 ### BEGIN HIDDEN TESTS
 _check_ascend(L_FIRST, 5, steps=8, size=48)
-_check_ascend(presets["quant_layer"], 10, steps=6, size=48, times_noise=None)
+_check_ascend(roles.quant_layer, 10, steps=6, size=48, times_noise=None)
 ### END HIDDEN TESTS
 
 # %% [markdown]

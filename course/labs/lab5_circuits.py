@@ -60,17 +60,19 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from labkit.circuits import explore, feeding_layer, input_filters, input_norms, strongest
+from course.experiments import explore
+from course.roles import roles_for
+from labkit.circuits import feeding_layer, input_kernels, input_norms, strongest
 from labkit.featurevis import dataset_examples, visualize
 from labkit.images import denormalize, preprocess, sample_images
 from labkit.layers import layer_info, layers
 from labkit.models import load_model
-from labkit.plot import dataset_examples_figure, filter_grid, kernel_image, norm_histogram, weight_explorer
+from labkit.plot import dataset_examples_figure, filter_grid, kernel_image, norm_histogram
 
 model = load_model(MODEL_NAME, default="vgg19", device=DEVICE)
-presets = model.labkit.presets
-L_C = CIRCUIT_LAYER if CIRCUIT_LAYER is not None else presets["circuit_layer"]
-U_C = CIRCUIT_UNIT if CIRCUIT_UNIT is not None else presets["circuit_unit"]
+roles = roles_for(model)
+L_C = CIRCUIT_LAYER if CIRCUIT_LAYER is not None else roles.circuit_layer
+U_C = CIRCUIT_UNIT if CIRCUIT_UNIT is not None else roles.circuit_channel
 L_C = layer_info(model, L_C).name  # a handout index works too; from here on, the dotted name
 print(f"model: {model.labkit.name} on {DEVICE}")
 print(f"The SMU lab's unit is VGG19 conv3_3 (features.14) unit 195; on {model.labkit.name} "
@@ -207,11 +209,11 @@ plt.show()
 # "strongest" weights, by the L2 norm of each input filter, and call each of them *mostly
 # excitatory* or *mostly inhibitory* (mostly positive or mostly negative coefficients).
 #
-# `labkit.circuits.input_filters(model, layer, unit)` returns the slice `weight[unit]` of the
+# `labkit.circuits.input_kernels(model, layer, unit)` returns the slice `weight[unit]` of the
 # layer's weight tensor `[C_out, C_in, kh, kw]`: one `kh x kw` kernel per input channel.
 
 # %% id="extract"
-W = input_filters(model, L_C, U_C).cpu()  # [C_in, kh, kw]
+W = input_kernels(model, L_C, U_C).cpu()  # [C_in, kh, kw]
 feeder = feeding_layer(model, L_C)
 print(f"{L_C} unit {U_C} has {W.shape[0]} input kernels of {W.shape[1]}x{W.shape[2]}.")
 if feeder is None:
@@ -289,17 +291,17 @@ assert got == [2, 3, 1], (f"for kernels with L2 norms [1, 1.5, 3, 1.73, 0.1] the
                           f"[2, 3, 1], you returned {got}. Use the L2 norm of each whole kernel, largest first.")
 assert [int(i) for i in top_k_inputs(hand, 1)] == [2], "k=1 must return only the strongest kernel"
 
-expected = labkit_strongest(model, L_C, U_C, k=K).column("channel")
+expected = labkit_strongest(model, L_C, U_C, k=K).column("input_channel")
 got = [int(i) for i in top_k_inputs(W, K)]
 assert got == expected, f"{L_C} unit {U_C}: labkit's {K} strongest inputs are {expected}, you returned {got}"
 print(f"top_k_inputs agrees with labkit: the {K} strongest inputs of {L_C} unit {U_C} are {got}")
 ### BEGIN HIDDEN TESTS
 n_units = model.get_submodule(L_C).out_channels
 for unit in sorted({0, (U_C + 7) % n_units, n_units - 1}):
-    w = input_filters(model, L_C, unit).cpu()
+    w = input_kernels(model, L_C, unit).cpu()
     for k in (1, 4, 10):
         k = min(k, w.shape[0])
-        expected = labkit_strongest(model, L_C, unit, k=k).column("channel")
+        expected = labkit_strongest(model, L_C, unit, k=k).column("input_channel")
         got = [int(i) for i in top_k_inputs(w, k)]
         assert got == expected, f"another unit/k: expected {expected}, got {got}"
 g = torch.Generator().manual_seed(3)
@@ -329,7 +331,7 @@ for kernel, want in cases:
     assert got in ("excitatory", "inhibitory"), f"polarity must return 'excitatory' or 'inhibitory', got {got!r}"
     assert got == want, (f"polarity({kernel.tolist()}) should be {want!r}, got {got!r}: compare the sum of "
                          f"the positive coefficients with the sum of |negative| ones")
-for c in strongest(model, L_C, U_C, k=K).column("channel"):  # labkit's ranking: independent of top_k_inputs
+for c in strongest(model, L_C, U_C, k=K).column("input_channel"):  # labkit's ranking: independent of top_k_inputs
     assert polarity(W[c]) == labkit_polarity(W[c])[0], f"input channel {c}: labkit says {labkit_polarity(W[c])[0]}"
 print("polarity agrees with labkit on hand-made kernels and the strongest real kernels.")
 ### BEGIN HIDDEN TESTS
@@ -346,7 +348,7 @@ assert polarity(torch.tensor([[10.0, -1.0, -1.0], [-1.0, -1.0, -1.0], [-1.0, -1.
 assert polarity(torch.tensor([[-10.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])) == "inhibitory", \
     "polarity is by mass, not by the count of positive coefficients"
 n_units = model.get_submodule(L_C).out_channels
-w = input_filters(model, L_C, (U_C + 1) % n_units).cpu()
+w = input_kernels(model, L_C, (U_C + 1) % n_units).cpu()
 for c in range(min(w.shape[0], 64)):
     want = labkit_polarity(w[c])[0]
     if want != "balanced":
@@ -367,7 +369,7 @@ plt.show()
 limit = max(float(r["kernel"].abs().max()) for r in records)  # one colour scale for all six
 fig, axes = plt.subplots(1, K, figsize=(1.9 * K, 2.3), constrained_layout=True)
 for ax, r in zip(axes, records):
-    kernel_image(ax, r["kernel"], limit=limit, title=f"input {r['channel']}\n{r['polarity']}")
+    kernel_image(ax, r["kernel"], limit=limit, title=f"input {r['input_channel']}\n{r['polarity']}")
 fig.suptitle("the six strongest kernels (orange +, blue -, one colour scale)")
 plt.show()
 
@@ -380,14 +382,14 @@ plt.show()
 # properties with the vocabulary of [Zoom In](https://distill.pub/2020/circuits/zoom-in/)
 # (polysemantic, pose-invariant, ...).
 #
-# `labkit.circuits.explore` visualises the six input channels of the layer below in **one
+# `course.experiments.explore` visualises the six input channels of the layer below in **one
 # batched** `visualize` call, and the unit itself in one more; `labkit.plot.weight_explorer`
 # draws each input's picture next to the kernel that connects it to the unit (orange frame and
 # kernel: excitatory; blue: inhibitory; one colour scale for all kernels), and the unit on the right.
 
 # %% id="weight_explorer"
 circuit = explore(model, L_C, U_C, k=K, steps=FV_STEPS, size=FV_SIZE, seed=0)
-weight_explorer(circuit)
+circuit.figure()  # labkit.plot.weight_explorer(circuit.records, input_images=..., channel_image=...)
 plt.show()
 
 # %% [markdown]
@@ -413,9 +415,9 @@ before = [n for n in before if model.get_submodule(n).groups == 1]
 if before:
     SOURCE = before[-1]
     expanded = explore(model, L_C, U_C, k=K, source=SOURCE, steps=FV_STEPS, size=FV_SIZE, seed=0,
-                       visualize=not FAST)  # FAST: kernels only
+                       pictures=not FAST)  # FAST: kernels only
     display(expanded.records)
-    weight_explorer(expanded)
+    expanded.figure()
     plt.show()
 else:
     print(f"{L_C} has no earlier conv layer to expand from.")
