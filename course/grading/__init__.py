@@ -1,9 +1,9 @@
-"""Autograding real submissions safely: `make autograde LAB=... [WORKERS=N]` (see docs/GRADING.md).
+"""Autograding untrusted submissions: `make autograde LAB=... [WORKERS=N]` (docs/GRADING.md).
 
-* ``autograde``: the driver (per-submission scratch courses, parallel workers, merge, feedback, export).
-* ``sandbox``: the kernel launcher (namespaces, hidden paths, no network, nobody, resource limits).
-* ``integrity``: checks and repairs a submission copy against the gradebook (deleted/edited cells).
-* ``preprocessors``: nbgrader steps (notebook time limit, zero for unfinished cells, output scrubbing).
+One job per module: ``settings``, ``sandbox`` (bubblewrap launcher) + ``isolation`` (its configuration and
+probe), ``integrity``, ``submission`` + ``execution`` (one hand-in, nbgrader made safe), ``verdicts`` +
+``wire`` + ``forbid`` (test cells evaluated in the trusted grader, not in the student's kernel), ``scrub``,
+``gradebook`` (template, merge, scores), ``report``, and ``autograde`` (the command line).
 
 Nothing in ``labkit`` imports this package.
 """
