@@ -173,4 +173,4 @@ class ReluExplorer(Explorer):
         ax.set_xlabel(f"response before {type(act).__name__}", fontsize=8)
         ax.set_title(f"{setting['layer']}: responses to {setting['photo']}", fontsize=9)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
