@@ -59,6 +59,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 
 from course.experiments import explore
 from course.roles import roles_for
