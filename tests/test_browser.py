@@ -118,6 +118,10 @@ class LabServer:
         env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "JUPYTER_TOKEN")}
         env.update(LABKIT_FAST="1", JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
                    IPYTHONDIR=str(home / "ipython"), PYTHONUNBUFFERED="1")
+        # every cell rendered, whatever is scrolled into view (JupyterLab 4's default renders only visible cells)
+        tracker = home / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+        tracker.parent.mkdir(parents=True, exist_ok=True)
+        tracker.write_text(json.dumps({"windowingMode": "none"}))
         self.log = open(root.parent / "jupyter-lab.log", "w")
         self.proc = subprocess.Popen(
             [*command, "--no-browser", f"--ServerApp.token={self.token}", "--ServerApp.ip=127.0.0.1",
@@ -127,7 +131,7 @@ class LabServer:
              *(["--ServerApp.allow_root=True"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])],
             cwd=root, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait_ready(self, timeout=90.0):
+    def wait_ready(self, timeout=600.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -198,20 +202,35 @@ def _locked_cell(nb):
     raise AssertionError("no locked (editable: false) code cell")
 
 
-def _wait_all_executed(page, timeout_s):
-    """Until every code cell has an execution count and the kernel is idle; returns the prompts."""
-    deadline = time.monotonic() + timeout_s
-    prompts = []
-    while time.monotonic() < deadline:
-        prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
-        busy = page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt", has_text="*").count()
-        if prompts and busy == 0 and all(re.search(r"\[\d+\]", p) for p in prompts):
+PROMPTS = ".jp-Notebook .jp-CodeCell .jp-InputArea-prompt"
+
+
+def _wait_all_executed(page, n_code_cells, stall_s=600.0):
+    """Until every code cell has an execution count and the kernel is idle; returns the prompts.
+
+    Reads the prompts' text *content* (JupyterLab renders only the cells in view; ``inner_text`` of a cell
+    scrolled away is ''), and windowing is off in this test's settings anyway. It waits on progress, not on a
+    fixed wall time: it gives up only when no further cell finished for ``stall_s`` seconds.
+    """
+    prompts, done, last_progress = [], -1, time.monotonic()
+    while True:
+        prompts = [p.strip() for p in page.locator(PROMPTS).all_text_contents()]
+        finished = sum(1 for p in prompts if re.search(r"\[\d+\]", p))
+        busy = any("*" in p for p in prompts)
+        if len(prompts) == n_code_cells and finished == n_code_cells and not busy and _kernel_idle(page):
             return prompts
+        if finished != done:
+            done, last_progress = finished, time.monotonic()
+        elif time.monotonic() - last_progress > stall_s:
+            raise AssertionError(f"no cell finished for {stall_s:.0f} s: prompts {prompts}")
         page.wait_for_timeout(500)
-    raise AssertionError(f"cells did not all run within {timeout_s} s: prompts {prompts}")
 
 
-def _wait_saved(path: Path, stubs: dict, timeout_s=30.0):
+def _kernel_idle(page) -> bool:
+    return page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle")).count() > 0
+
+
+def _wait_saved(path: Path, stubs: dict, timeout_s=300.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -231,18 +250,18 @@ def test_student_fills_runs_and_saves_in_jupyterlab(lab, request, tmp_path):
     stubs = _stub_cells(original, solutions)
     locked_index = _locked_cell(original)
     uses_widgets = any("ipywidgets" in c.source or "interact" in c.source for c in original.cells)
-    run_timeout = 90 if notebook.name.startswith("lab0") else 240
+    n_code = sum(1 for c in original.cells if c.cell_type == "code")
 
     with playwright_sync.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(300_000)  # an upper bound on waits for a condition, never a sleep
             page.goto(f"{server.url}lab/tree/{notebook.name}?token={server.token}")
             # loaded: every cell on the page and the kernel idle
             page.wait_for_function("n => document.querySelectorAll('.jp-Notebook .jp-Cell').length === n",
-                                   arg=len(original.cells), timeout=90_000)
-            page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle")).first.wait_for(timeout=90_000)
+                                   arg=len(original.cells))
+            page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle")).first.wait_for()
             news = page.locator(".jp-toast-button", has_text=re.compile(r"^No$"))
             if news.count():  # JupyterLab's news prompt: not part of the lab
                 news.first.click()
@@ -273,19 +292,21 @@ def test_student_fills_runs_and_saves_in_jupyterlab(lab, request, tmp_path):
             page.keyboard.press("Escape")
             page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
             page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-            _wait_all_executed(page, run_timeout)
+            _wait_all_executed(page, n_code)
             errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                                   has_text="Error")
             assert errors.count() == 0, errors.all_inner_texts()
 
             # plots show, widgets render
             plot = page.locator(".jp-OutputArea-output img").first
-            plot.wait_for(state="visible", timeout=30_000)
+            plot.scroll_into_view_if_needed()
+            plot.wait_for(state="visible")
             assert plot.evaluate("img => img.naturalWidth") > 0
             if uses_widgets:
                 slider = page.locator(".jp-OutputArea-output .jupyter-widgets.widget-slider, "
                                       ".jp-OutputArea-output .widget-slider").first
-                slider.wait_for(state="visible", timeout=30_000)
+                slider.scroll_into_view_if_needed()
+                slider.wait_for(state="visible")
                 assert slider.bounding_box()["width"] > 50
 
             # Ctrl+S in command mode

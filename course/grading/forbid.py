@@ -7,8 +7,8 @@ write. The trusted grader parses (never executes) the student's solution cells a
 * any reference that resolves to a forbidden name, through the notebook's imports and aliases
   (``from labkit import saliency`` then ``saliency.vanilla``; ``import labkit.saliency as s``; ``from
   labkit.saliency import vanilla as v``);
-* for ``torch.Tensor.<method>`` entries, any attribute access ``.<method>`` (the type of an expression
-  is unknown before running it);
+* for method entries (``torch.Tensor.relu``, ``labkit.layers.PrePost.zeroed``), any attribute access
+  ``.<method>`` (the type of an expression is unknown before running it);
 * dynamic lookups that would hide such a call (``getattr``, ``__import__``, ``importlib``, ``eval``,
   ``exec``, ``compile``, ``globals()``, ``vars()``, ``sys.modules``, ``__dict__``, ``__getattribute__``).
 
@@ -74,7 +74,8 @@ def violations(student_sources: Iterable[str], forbid: List[str], aliases: Dict[
     """Human-readable reasons why the student's code uses a forbidden name (empty: none found)."""
     if not forbid:
         return []
-    methods = {f.rsplit(".", 1)[1] for f in forbid if f.startswith("torch.Tensor.")}
+    # methods (torch.Tensor.relu, labkit.layers.PrePost.zeroed): the receiver's type is unknown before running
+    methods = {f.rsplit(".", 1)[1] for f in forbid if f.count(".") >= 2 and f.split(".")[-2][:1].isupper()}
     found: List[str] = []
 
     def note(msg):
@@ -87,6 +88,14 @@ def violations(student_sources: Iterable[str], forbid: List[str], aliases: Dict[
         except SyntaxError:
             continue  # it cannot run either
         local = dict(aliases)
+        assigned = set()  # names the student binds themselves (a variable called `saliency` is not the module)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                assigned.add(node.id)
+            elif isinstance(node, ast.arg):
+                assigned.add(node.arg)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                assigned.add(node.name)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 for a in node.names:
@@ -101,7 +110,7 @@ def violations(student_sources: Iterable[str], forbid: List[str], aliases: Dict[
             if isinstance(node, (ast.Attribute, ast.Name)):
                 parts = _dotted(node)
                 if parts:
-                    head = local.get(parts[0], parts[0])
+                    head = parts[0] if parts[0] in assigned else local.get(parts[0], parts[0])
                     dotted = ".".join([head] + parts[1:])
                     for f in forbid:
                         if _matches(dotted, f):
@@ -110,7 +119,7 @@ def violations(student_sources: Iterable[str], forbid: List[str], aliases: Dict[
                         note("uses sys.modules (dynamic lookups are not allowed here)")
                 if isinstance(node, ast.Attribute):
                     if node.attr in methods:
-                        note(f"uses the method .{node.attr}() (torch.Tensor.{node.attr} is not allowed here)")
+                        note(f"uses the method .{node.attr}() (not allowed here)")
                     if node.attr in DYNAMIC_ATTRS:
                         note(f"uses .{node.attr} (dynamic lookups are not allowed in a function graded "
                              f"with a forbidden-name list)")

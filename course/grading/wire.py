@@ -95,13 +95,45 @@ def __labkit_grading_call(__request):
         return ns["forbidden"]
 
     patched = []
+
+    def _block(owner, attr, orig, dotted):
+        stub = _blocked(dotted)
+        code = getattr(orig, "__code__", None)
+        if isinstance(orig, types.FunctionType) and not code.co_freevars:
+            orig.__code__ = stub.__code__  # aliases taken earlier are blocked too
+            patched.append((orig, "__code__", code))
+        try:
+            setattr(owner, attr, stub)
+            patched.append((owner, attr, orig))
+        except (AttributeError, TypeError):
+            pass
+
+    class _NoImport:  # forbidden packages cannot be imported during the call either
+        def __init__(self, prefixes):
+            self.prefixes = prefixes
+
+        def find_spec(self, name, path=None, target=None):
+            if any(name == p or name.startswith(p + ".") for p in self.prefixes):
+                raise ImportError(f"{name} may not be used by the function being graded")
+            return None
+
+    blocker = _NoImport(list(req.get("forbid", [])))
     try:
+        sys.meta_path.insert(0, blocker)
         for dotted in req.get("forbid", []):
+            loaded = [m for n, m in list(sys.modules.items()) if m is not None and
+                      (n == dotted or n.startswith(dotted + "."))]
+            for mod in loaded:  # a forbidden module or package: every function and class in it
+                for attr, orig in list(vars(mod).items()):
+                    if not attr.startswith("__") and (isinstance(orig, types.FunctionType) or isinstance(orig, type)) \
+                            and getattr(orig, "__module__", "").startswith(dotted):
+                        _block(mod, attr, orig, f"{mod.__name__}.{attr}")
+            if loaded:
+                continue
             parts = dotted.split(".")
             for cut in range(len(parts) - 1, 0, -1):
-                try:
-                    owner = importlib.import_module(".".join(parts[:cut]))
-                except Exception:
+                owner = sys.modules.get(".".join(parts[:cut]))
+                if owner is None:
                     continue
                 try:
                     for attr in parts[cut:-1]:
@@ -109,16 +141,7 @@ def __labkit_grading_call(__request):
                     orig = getattr(owner, parts[-1])
                 except AttributeError:
                     break
-                stub = _blocked(dotted)
-                code = getattr(orig, "__code__", None)
-                if isinstance(orig, types.FunctionType) and not code.co_freevars:
-                    orig.__code__ = stub.__code__  # aliases taken earlier are blocked too
-                    patched.append((orig, "__code__", code))
-                try:
-                    setattr(owner, parts[-1], stub)
-                    patched.append((owner, parts[-1], orig))
-                except (AttributeError, TypeError):
-                    pass
+                _block(owner, parts[-1], orig, dotted)
                 break
         try:
             if req["kind"] == "get":
@@ -132,6 +155,8 @@ def __labkit_grading_call(__request):
         except BaseException as err:
             reply = {"ok": False, "ename": type(err).__name__, "evalue": str(err)[:2000]}
     finally:
+        if blocker in sys.meta_path:
+            sys.meta_path.remove(blocker)
         for owner, attr, orig in reversed(patched):
             try:
                 setattr(owner, attr, orig)
