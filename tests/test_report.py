@@ -334,6 +334,53 @@ def test_default_output_and_running_notebook(lab_notebook, tmp_path, monkeypatch
     assert "save first" in capsys.readouterr().out.lower()
 
 
+# --------------------------------------------------------------------------- formulas, offline
+
+
+FORMULAS = r"Energy: $E = \frac{m v^2}{2}$ and $$\sum_{i=1}^{n} \alpha_i \leq \beta$$"
+TEX_SOURCE = ("\\frac", "\\sum", "\\alpha", "\\leq", "$")
+
+
+def _formula_notebook():
+    return new_notebook(cells=[new_markdown_cell("# Formulas\n" + FORMULAS)])
+
+
+def test_html_loads_the_local_mathjax_first():
+    local = report.local_mathjax()
+    assert local is not None and local.name == "MathJax.js"  # jupyter-server-mathjax, a course dependency
+    html = report.render_html(_formula_notebook())
+    assert "<!-- Load mathjax -->" not in html  # nbconvert's CDN-only loader is replaced
+    assert html.index(local.as_uri()) < html.index("cdnjs.cloudflare.com/ajax/libs/mathjax")  # CDN: fallback only
+    assert "\\frac{m v^2}{2}" in html  # the TeX stays in the page; MathJax typesets it in the browser
+
+
+def test_mathjax_falls_back_to_the_cdn_without_the_package(monkeypatch):
+    from labkit.report import html as report_html
+
+    monkeypatch.setattr(report_html, "local_mathjax", lambda: None)
+    snippet = report_html.mathjax_html()
+    assert "file://" not in snippet and "cdnjs.cloudflare.com" in snippet
+
+
+@needs_pdf_tools
+def test_pdf_renders_formulas_offline(tmp_path):
+    """The PDF shows typeset formulas, not TeX: printed only after the local MathJax has finished."""
+    path = tmp_path / "formulas.ipynb"
+    nbformat.write(_formula_notebook(), path)
+    text = _pdf_text(report.convert(path, "pdf", tmp_path / "formulas.pdf"))
+    assert "Energy" in text
+    assert not any(tex in text for tex in TEX_SOURCE), text
+    assert "\u2211" in text and "\u2264" in text  # the rendered summation sign and "less or equal"
+    assert any(alpha in text for alpha in ("\u03b1", "\U0001d6fc")), text  # alpha, upright or math italic
+    # the control: the same page without MathJax prints the raw TeX
+    html = report.render_html(_formula_notebook())
+    plain = re.sub(r"<!-- labkit: MathJax.*?<!-- labkit: end of MathJax -->", "", html, flags=re.S)
+    assert plain != html
+    control = tmp_path / "control.pdf"
+    control.write_bytes(report.html_to_pdf(plain))
+    assert "\\frac" in _pdf_text(control)
+
+
 # --------------------------------------------------------------------------- failures
 
 

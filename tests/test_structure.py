@@ -30,7 +30,7 @@ LAYERS = [
     # everything else in labkit computes: layers, scores, saliency, featurevis, quantize, circuits, ...
     ("compute", r"labkit\.(?!(plot|report|cli)(\.|$)).*"),
     ("draw", r"labkit\.plot(\..*)?"),
-    ("front", r"labkit\.report|labkit\.cli|labkit"),  # labkit/__init__.py re-exports load_model
+    ("front", r"labkit\.report(\..*)?|labkit\.cli|labkit"),  # labkit/__init__.py re-exports load_model
     ("course", r"course(\..*)?"),
 ]
 # Modules that draw (labkit.plot) are imported only by these: results and computations never import plot.
