@@ -73,16 +73,41 @@ class LabSourceError(ValueError):
 
 
 def lab_names() -> List[str]:
-    """Every lab: ``course/labs/*.py`` (not ``_*.py``), in sorted order."""
-    return sorted(p.stem for p in LABS_DIR.glob("*.py") if not p.stem.startswith("_"))
+    """Every lab: ``course/labs/<lab>.py`` or a folder ``course/labs/<lab>/`` of parts (not ``_*``), sorted."""
+    single = {p.stem for p in LABS_DIR.glob("*.py")}
+    folders = {p.name for p in LABS_DIR.iterdir() if p.is_dir() and any(p.glob("*.py"))}
+    return sorted(n for n in single | folders if not n.startswith("_"))
+
+
+def lab_parts(name: str) -> List[Path]:
+    """The source files of one lab, in cell order.
+
+    A lab is one jupytext script ``course/labs/<name>.py``, or, when it is longer than a file
+    should be, a folder ``course/labs/<name>/`` of scripts read in sorted order (``01_setup.py``,
+    ``02_gradients.py``, ...): the first carries the YAML header, the rest are cells only.
+    """
+    single, folder = LABS_DIR / f"{name}.py", LABS_DIR / name
+    if single.is_file():
+        return [single]
+    parts = sorted(p for p in folder.glob("*.py") if not p.name.startswith("_")) if folder.is_dir() else []
+    if not parts:
+        raise LabSourceError(f"no lab source {_shown(single)} or {_shown(folder)}/*.py; "
+                             f"labs: {', '.join(lab_names()) or 'none'}")
+    return parts
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def lab_path(name: str) -> Path:
-    """``course/labs/<name>.py``; raises naming the labs there if it is missing."""
-    path = LABS_DIR / f"{name}.py"
-    if not path.is_file():
-        raise LabSourceError(f"no lab source {path.relative_to(ROOT)}; labs: {', '.join(lab_names()) or 'none'}")
-    return path
+    """The lab's first source file (the one with the YAML header); raises naming the labs if missing."""
+    return lab_parts(name)[0]
+
+
+def lab_source(name: str) -> str:
+    """The whole lab as one jupytext text (its parts joined in order): what linters should read."""
+    return "\n".join(p.read_text(encoding="utf-8").rstrip("\n") + "\n" for p in lab_parts(name))
 
 
 def notebook_path(name: str) -> Path:
@@ -156,8 +181,7 @@ def read_lab(name: str) -> nbformat.NotebookNode:
     """The nbgrader source notebook that ``course/labs/<name>.py`` describes (nothing written)."""
     import jupytext
 
-    path = lab_path(name)
-    text = jupytext.reads(path.read_text(encoding="utf-8"), fmt=SOURCE_FORMAT)
+    text = jupytext.reads(lab_source(name), fmt=SOURCE_FORMAT)
     title = (text.metadata.get("labkit") or {}).get("title")
     if not title:
         raise LabSourceError(f"{name}: the jupytext header needs `labkit: {{title: ...}}`")

@@ -221,7 +221,7 @@ def test_every_lab_source_has_its_notebook_and_back():
 def test_lab_source_is_a_jupytext_percent_script(lab):
     from course import nbbuild
 
-    text = nbbuild.lab_path(lab).read_text(encoding="utf-8")
+    text = nbbuild.lab_source(lab)
     assert text.startswith("# ---\n") and "\n# %%" in text, f"{lab}: not a jupytext percent script with a YAML header"
     assert "def build(" not in text, f"{lab}: lab code belongs in # %% cells, not in a build() function"
     nb = nbbuild.read_lab(lab)  # raises on a header the builder does not know
@@ -237,8 +237,8 @@ def test_lab_source_passes_pyflakes(lab):
     from course import nbbuild
 
     out, err = io.StringIO(), io.StringIO()
-    path = nbbuild.lab_path(lab)
-    problems = check(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)), Reporter(out, err))
+    path = nbbuild.lab_path(lab)  # a lab in parts is checked whole: later parts use earlier names
+    problems = check(nbbuild.lab_source(lab), str(path.relative_to(ROOT)), Reporter(out, err))
     assert problems == 0, f"pyflakes on course/labs/{lab}.py:\n{out.getvalue()}{err.getvalue()}"
 
 
@@ -257,7 +257,7 @@ def test_shared_cells_are_filled_from_one_place():
     from course import nbbuild
 
     for lab in LABS:
-        text = nbbuild.lab_path(lab).read_text(encoding="utf-8")
+        text = nbbuild.lab_source(lab)
         assert "git clone" not in text, f"{lab}: the Colab setup is a kind=\"shared\" cell, not a copy"
         cells = [c for c in nbbuild.read_lab(lab).cells if c.get("id") == "colab_setup"]
         assert len(cells) == 1 and cells[0].source == nbbuild.SHARED["colab_setup"], lab
@@ -293,3 +293,24 @@ def test_builder_reads_every_header_and_finds_new_labs(tmp_path, monkeypatch):
                                           '# %% kind="solutoin" id="f"\nx = 1\n')
     with pytest.raises(nbbuild.LabSourceError, match="solution"):
         nbbuild.read_lab("lab9_new")
+
+
+def test_a_long_lab_can_be_a_folder_of_parts(tmp_path, monkeypatch):
+    """course/labs/<lab>/NN_*.py read in order build the same notebook as one script would."""
+    from course import nbbuild
+
+    monkeypatch.setattr(nbbuild, "LABS_DIR", tmp_path)
+    header = "# ---\n# jupyter:\n#   labkit:\n#     title: 'Lab 8: parts'\n# ---\n\n"
+    first = '# %% [markdown]\n# # Lab 8\n\n# %%\nX = 1\n'
+    second = '# %% kind="tests" id="test_x" points=1\nassert X == 1\n'
+    (tmp_path / "lab8_parts").mkdir()
+    (tmp_path / "lab8_parts" / "01_intro.py").write_text(header + first)
+    (tmp_path / "lab8_parts" / "02_tests.py").write_text(second)
+    (tmp_path / "lab7_single.py").write_text(header + first + "\n" + second)
+    assert nbbuild.lab_names() == ["lab7_single", "lab8_parts"]
+    assert [p.name for p in nbbuild.lab_parts("lab8_parts")] == ["01_intro.py", "02_tests.py"]
+    parts, single = nbbuild.read_lab("lab8_parts"), nbbuild.read_lab("lab7_single")
+    assert [c.source for c in parts.cells] == [c.source for c in single.cells] == ["# Lab 8", "X = 1", "assert X == 1"]
+    assert parts.metadata.labkit["points"] == 1.0
+    with pytest.raises(nbbuild.LabSourceError, match="lab7_single, lab8_parts"):
+        nbbuild.lab_parts("lab9_missing")
