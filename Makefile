@@ -13,10 +13,12 @@ PYTEST_ARGS ?=
 
 setup: $(VENV)/.labkit-installed browser
 
-# Chromium + poppler render PDF reports and drive the browser test; apt-get needs root, so a
-# non-root laptop gets the install hint and keeps going (the PDF tests then skip with that reason).
+# Chromium + poppler render PDF reports and drive the browser test; bubblewrap sandboxes the kernels
+# `make autograde` runs. apt-get needs root, so a non-root laptop gets the install hints and keeps going
+# (the PDF tests then skip with that reason; grading without bwrap warns loudly, --require-sandbox refuses).
 browser:
 	@bash tools/install_browser.sh || echo "labkit: chromium not installed; PDF reports and the browser test need it"
+	@bash tools/install_sandbox.sh || echo "labkit: bubblewrap not installed; make autograde needs it to isolate kernels"
 
 $(VENV)/.labkit-installed: pyproject.toml
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
