@@ -24,8 +24,9 @@
 #
 # | Handout question | Points | Where it is answered | How it is graded |
 # |---|---|---|---|
-# | 2(a) Filter 0 of every conv layer: how do the responses change with depth? | 4 | **Question 2(a)**: *Step 1* `ascend` (2 pts), *Step 2* figure, *Your answer* (2 pts) | 2 autograded + 2 written |
-# | 2(b) Filters 1, 3, 15, 63, 255 of layer 10: what happens to their responses? | 2 | **Question 2(b)**: figure, *Your answer* (2 pts) | 2 written |
+# | 2(a) Filter 0 of every conv layer: how do the responses change with depth? | 6 | **Question 2(a)**: *Step 1* `ascend` (4 pts), *Step 2* figure made with your `ascend`, *Your answer* (2 pts) | 4 autograded + 2 written |
+# | 2(b) Filters 1, 3, 15, 63, 255 of layer 10: what happens to their responses? | 2 | **Question 2(b)**: figure made with your `ascend`, *Your answer* (2 pts) | 2 written |
+# | (ungraded) any channel of any layer | - | **Explore**, after the Schneider techniques | - |
 # | Schneider project: octaves, Scharr-edge and colour penalties, normalised gradient, photo start | — | **Techniques from the Schneider project** | ungraded |
 #
 # Cells with grey backgrounds are locked. Write code only in cells that say `YOUR CODE HERE`
@@ -55,6 +56,7 @@ FV_PRESET = "quality"  # "quality" or "handout" (see above)
 FV_STEPS = 16 if FAST else None  # optimisation steps per picture (None: the preset's)
 FV_SIZE = 64 if FAST else None  # picture side in px (None: the preset's)
 MAX_LAYERS = 4 if FAST else 13  # Question 2(a): how many conv layers to show (VGG16 has 13)
+ASCEND = dict(steps=12, size=64) if FAST else dict(steps=30, size=128)  # your ascend in the 2(a)/2(b) figures
 
 # %% id="setup"
 import matplotlib.pyplot as plt
@@ -67,7 +69,7 @@ from labkit.featurevis import color_penalty, dataset_examples, scharr_edges, vis
 from labkit.images import denormalize, deprocess, normalize, preprocess, sample_images
 from labkit.layers import activations, layer_info, layers
 from labkit.models import load_model
-from labkit.plot import filter_grid, snapshot_strip
+from labkit.plot import filter_grid
 
 model = load_model(MODEL_NAME, default="vgg16", device=DEVICE)
 roles = roles_for(model)
@@ -86,15 +88,15 @@ layers(model).conv()
 
 
 # %% [markdown]
-# ## Question 2(a) — Filter 0 of every conv layer (4 pts)
+# ## Question 2(a) — Filter 0 of every conv layer (6 pts)
 #
 # *Handout:* keep `filter_pos = 0` and change `cnn_layer` to visualise the responses of different
 # layers. Plot the visualisations of all convolution layers (only conv layers). How do the responses
 # change from layer to layer? Explain your understanding intuitively.
 #
-# Points: **2** for `ascend` (autograded, Step 1) and **2** for your written answer.
+# Points: **4** for `ascend` (autograded, Step 1) and **2** for your written answer.
 #
-# ### Step 1 — Write the gradient ascent yourself (2 pts, autograded)
+# ### Step 1 — Write the gradient ascent yourself (4 pts, autograded)
 #
 # Write `ascend(model, layer, filter, steps, lr, size)`, the handout's method:
 #
@@ -110,7 +112,12 @@ layers(model).conv()
 # 4. Return the final `x`, detached: `[1, 3, size, size]` in normalised units
 #    (`deprocess(x, model)` turns it into a picture).
 #
-# The model's weights are frozen (`requires_grad=False`), so only the image changes.
+# The model's weights are frozen (`requires_grad=False`), so only the image changes. The figures of
+# 2(a) and 2(b) are made with your `ascend`.
+#
+# **Off limits** (they raise while your function is graded, and a wrapper around them scores 0):
+# everything in `labkit.featurevis` (`visualize`, ...), lucent and captum. The helpers named above
+# (`activations`, `normalize`, `denormalize`) are allowed.
 
 # %% kind="solution" id="ascend"
 def ascend(model, layer, filter, steps=30, lr=0.1, size=128):
@@ -155,7 +162,7 @@ filter_grid(pictures, titles=[f"start (noise)\nmean |act| {scores[0]:.3g}",
                               f"your ascend, 20 steps\nmean |act| {scores[1]:.3g}"])
 plt.show()
 
-# %% kind="tests" id="test_ascend" points=2
+# %% kind="tests" id="test_ascend" points=4
 # Visible test: your image must excite the filter far more than noise does, and about as much as
 # labkit's version of the same method (preset "handout") with the same steps and size.
 import torch
@@ -188,6 +195,7 @@ def _check_ascend(layer, filt, steps=10, size=64, times_noise=3.0):
 
 _check_ascend(L_MID, MID_FILTERS[1])
 ### BEGIN HIDDEN TESTS
+_grading = dict(calls=["ascend"], forbid=["labkit.featurevis", "lucent", "captum"])
 _check_ascend(L_FIRST, 5, steps=8, size=48)
 _check_ascend(roles.quant_layer, 10, steps=6, size=48, times_noise=None)
 ### END HIDDEN TESTS
@@ -195,11 +203,13 @@ _check_ascend(roles.quant_layer, 10, steps=6, size=48, times_noise=None)
 # %% [markdown]
 # ### Step 2 — Filter 0 of every conv layer
 #
-# labkit's `visualize(model, layer, filters)` is the same idea with the settings of a preset (see
-# `FV_PRESET`); it optimises all filters of one layer as one batch and stops the forward pass at
-# that layer. VGG16 has 13 conv layers; a model with many more (EfficientNet-Lite0 has 49, most of
-# them 1x1 and depthwise convs in its inverted-residual blocks) gets an evenly spaced sample of
-# `MAX_LAYERS` of them, skipping depthwise convs (their filters see only one channel each).
+# The top row is **your** `ascend` (settings `ASCEND`: the handout's plain pixel ascent), the
+# handout's figure. For comparison, the bottom row is labkit's `visualize(model, layer, channels)`
+# with the recipe `FV_PRESET` (`"quality"`: a Fourier-space image, random jitter and more steps), which
+# optimises all channels of one layer as one batch. VGG16 has 13 conv layers; a model with many more
+# (EfficientNet-Lite0 has 49, most of them 1x1 and depthwise convs in its inverted-residual blocks)
+# gets an evenly spaced sample of `MAX_LAYERS` of them, skipping depthwise convs (their filters see
+# only one channel each).
 
 # %% id="all_layers"
 conv_names = [row.name for row in layers(model).conv() if model.get_submodule(row.name).groups == 1]
@@ -207,17 +217,30 @@ if len(conv_names) > MAX_LAYERS:
     keep = np.linspace(0, len(conv_names) - 1, MAX_LAYERS).round().astype(int)
     print(f"{len(conv_names)} conv layers (without depthwise ones): showing {MAX_LAYERS}, evenly spaced.")
     conv_names = [conv_names[i] for i in keep]
-pictures, titles = [], []
+yours, preset_pictures, titles = [], [], []
 for name in tqdm(conv_names, desc="filter 0 of each layer"):
+    torch.manual_seed(0)
+    yours.append(deprocess(ascend(model, name, 0, **ASCEND), model))  # HxWx3 in [0,1]
     result = visualize(model, name, [0], preset=FV_PRESET, steps=FV_STEPS, size=FV_SIZE, progress=False)
+    preset_pictures.append(result.images[0].permute(1, 2, 0).numpy())
     row = layer_info(model, name)
-    pictures.append(result.images[0])
     titles.append(f"{name} (idx {row.index})\nRF {row.receptive_field} px")
-filter_grid(torch.stack(pictures), titles=titles, ncols=min(len(pictures), 5))
+fig, axes = plt.subplots(2, len(conv_names), figsize=(2.3 * len(conv_names), 5.4), squeeze=False,
+                         layout="constrained")
+for j, title in enumerate(titles):
+    axes[0, j].imshow(yours[j])
+    axes[0, j].set_title(title, fontsize=8)
+    axes[1, j].imshow(preset_pictures[j])
+axes[0, 0].set_ylabel("your ascend", fontsize=9)
+axes[1, 0].set_ylabel(f"labkit '{FV_PRESET}'", fontsize=9)
+for ax in axes.flat:
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("Filter 0 of each conv layer: your ascend (top), labkit's preset (bottom)")
 plt.show()
 
 # %% [markdown]
-# **What to look for.** The first layer's filter 0 gives a flat colour or an oriented edge/stripe
+# **What to look for.** The first layer's filter 0 gives a colour or an oriented edge/stripe
 # pattern repeated over the whole image: its receptive field is a few pixels, so all it can ask
 # for is a colour or a local gradient. A few layers in, textures appear (repeated small motifs).
 # Deeper, the motifs grow (compare the `RF` numbers) and become parts of objects: eyes, fur,
@@ -245,7 +268,22 @@ plt.show()
 # 196 px (conv5_3). A unit repeats its pattern everywhere because the objective is the mean over
 # all positions and conv layers are translation-equivariant. Deeper pictures made with plain
 # pixel ascent are noisier (high frequencies are the cheapest way to raise a deep unit), which is
-# why priors and the quality preset help.
+# why priors and the quality preset help (compare the two rows).
+#
+# On EfficientNet-Lite0 the same trend holds with different numbers: read the `RF px` of each panel
+# (the printed layer table: 3 px at `conv_stem`, hundreds of pixels in the last blocks). Its
+# 1x1 "expand/project" convs mix channels without looking further, and the depthwise 3x3/5x5 convs
+# grow the field; the sampled layers skip the depthwise ones, so the receptive field grows between
+# panels in uneven jumps. Where plain pixel ascent (top row) turns into high-frequency noise in the
+# deeper layers, the preset's pictures (bottom row) are the ones to read.
+#
+# **Rubric (2 pts; half points allowed):**
+# 1. (1 pt) A description of *this notebook's* figure from the first to the last layer (scale of the
+#    patterns, colour, complexity, object parts), with at least one concrete observation per
+#    stage; claims must match the pictures shown (e.g. no "eyes" if none appear).
+# 2. (1 pt) The explanation: receptive field growth (quoting the printed `RF` values) and
+#    composition of lower-layer features; a remark on why plain ascent gets noisier with depth, or
+#    why the pattern repeats over the image, is welcome but not required for the point.
 
 # %% [markdown]
 # ## Question 2(b) — Five filters of one mid-level layer (2 pts)
@@ -254,15 +292,29 @@ plt.show()
 # happens to the responses of these filters? Plot the results and explain your findings.
 #
 # On VGG16 that is `features.10` (conv3_1); on other models the setup cell printed the layer and
-# filters used instead (`L_MID`, `MID_FILTERS`). The five filters are optimised in **one** batched
-# call. The second figure shows, for each filter, the two patches of the photos shipped with labkit
+# filters used instead (`L_MID`, `MID_FILTERS`). The top row is your `ascend`, one filter at a time;
+# the bottom row labkit's preset, all five filters in **one** batched call. The second figure shows, for each filter, the two patches of the photos shipped with labkit
 # that excite it most (its receptive field around the strongest position): real-world evidence
 # for what the synthetic pictures suggest.
 
 # %% id="mid_filters"
+mid_yours = []
+for f in tqdm(MID_FILTERS, desc=f"your ascend on {L_MID}"):
+    torch.manual_seed(0)
+    mid_yours.append(ascend(model, L_MID, f, **ASCEND))
+with torch.no_grad():
+    mid_scores = [float(activations(model, x.to(DEVICE), L_MID)[0, f].abs().mean()) for x, f in zip(mid_yours, MID_FILTERS)]
 mid = visualize(model, L_MID, MID_FILTERS, preset=FV_PRESET, steps=FV_STEPS, size=FV_SIZE)
-filter_grid(mid.images, titles=[f"{L_MID} #{f}\nmean act {a:.3g}" for f, a in zip(MID_FILTERS, mid.activations.tolist())],
-            ncols=len(MID_FILTERS))
+fig, axes = plt.subplots(2, len(MID_FILTERS), figsize=(2.4 * len(MID_FILTERS), 5.6), squeeze=False,
+                         layout="constrained")
+for j, f in enumerate(MID_FILTERS):
+    axes[0, j].imshow(deprocess(mid_yours[j], model))
+    axes[0, j].set_title(f"#{f}, your ascend\nmean |act| {mid_scores[j]:.3g}", fontsize=8)
+    axes[1, j].imshow(mid.images[j].permute(1, 2, 0).numpy())
+    axes[1, j].set_title(f"#{f}, labkit '{FV_PRESET}'\n{mid.objective} {float(mid.activations[j]):.3g}", fontsize=8)
+for ax in axes.flat:
+    ax.set_axis_off()
+fig.suptitle(f"{L_MID}: five filters")
 plt.show()
 
 # %% id="mid_examples"
@@ -296,6 +348,18 @@ plt.show()
 # needs many different filters because later layers build every object out of combinations of
 # them: a rich, distributed vocabulary of local features (256 channels in VGG16's conv3_1) lets the
 # next layers detect many parts, while any single filter says little on its own.
+# On EfficientNet-Lite0 the layer is a 1x1 expansion conv inside a bottleneck block
+# (`blocks.3.0.conv_pw`, 240 channels, printed receptive field): each channel is a weighted mix
+# of the previous block's channels at one position (its receptive field comes from the blocks
+# before it), so the same reasoning holds.
+#
+# **Rubric (2 pts; half points allowed):**
+# 1. (1 pt) The five filters compared from this notebook's pictures and patches: what each seems
+#    to respond to, how they differ, and where the photo patches agree or disagree with the
+#    synthetic pictures (claims must match the figures).
+# 2. (1 pt) Why a layer needs many different filters (a vocabulary that later layers combine;
+#    distributed representation) and why some are hard to read (polysemantic units, missing
+#    context, weak activation).
 
 # %% [markdown]
 # ## Techniques from the Schneider project (ungraded)
@@ -338,13 +402,37 @@ plt.show()
 # %% [markdown]
 # Each `act` is that recipe's own objective on its final picture (the quality preset maximises the
 # mean activation, the others the mean |activation|, and penalties pull scores down), so compare
-# the pictures more than the numbers. The octaves at work: the picture after each octave (each one
-# larger than the last, shown at the same size).
+# the pictures more than the numbers. The octaves at work: the picture at the end of each octave.
+# Each octave starts from the previous one's picture, enlarged by `octave_scale` (1.4), and
+# optimises it for `steps` more steps; the panels are shown at the same size, and their titles give
+# each octave's real size.
 
 # %% id="octaves_strip"
 octave_run = results[f"Schneider: normalised step,\npenalties, {octaves} octaves"]
-snapshot_strip(octave_run.snapshots)
+fig, axes = plt.subplots(1, len(octave_run.snapshots), figsize=(2.8 * len(octave_run.snapshots), 3.3),
+                         squeeze=False, layout="constrained")
+for k, (ax, (step, imgs)) in enumerate(zip(axes[0], octave_run.snapshots)):  # one snapshot per octave
+    ax.imshow(imgs[0].permute(1, 2, 0).clamp(0, 1).numpy())
+    ax.set_title(f"octave {k + 1} of {octaves}\n{imgs.shape[-2]}x{imgs.shape[-1]} px, {steps} steps", fontsize=9)
+    ax.set_axis_off()
+fig.suptitle(f"{L_MID} #{F_DEMO}: the picture at the end of each octave")
 plt.show()
+
+# %% [markdown]
+# ## Explore (ungraded): any channel of any layer
+#
+# Pick a layer and a channel: the explorer runs labkit's `visualize` for it (recipe `FV_PRESET`, the
+# same steps and size as the figures above) when you change the choice, with a progress bar while
+# it optimises, and keeps every picture it made, so going back is instant. This is the Duke
+# handout's "change `cnn_layer` and `filter_pos`", without editing code. In an exported report it
+# appears as the picture of its current setting.
+
+# %% id="explorer"
+from course.explorers.lab2 import FeatureVisExplorer
+
+all_conv = [row.name for row in layers(model).conv() if model.get_submodule(row.name).groups == 1]
+FeatureVisExplorer(model, all_conv, layer=L_MID, channel=MID_FILTERS[0],
+                   settings=dict(preset=FV_PRESET, steps=FV_STEPS, size=FV_SIZE, seed=0))
 
 # %% [markdown]
 # Things to try (ungraded): change the penalty weights in `schneider` above (what happens at 0?
