@@ -16,7 +16,7 @@ from torch import nn
 
 from labkit import models
 
-__all__ = ["LabRoles", "ROLES", "roles_for"]
+__all__ = ["LabRoles", "ROLES", "roles_for", "circuit_model_name"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,3 +95,13 @@ def roles_for(model_or_name: Union[nn.Module, str]) -> LabRoles:
     if name not in ROLES:
         raise ValueError(f"No lab roles for model {name!r}. Models with lab roles: {', '.join(ROLES)}.")
     return ROLES[name]
+
+
+def circuit_model_name(name: str) -> str:
+    """The model Lab 5 should load for ``name``: ``"vgg19_caffe"`` for VGG19 when the Caffe-trained
+    weights can be had offline now (then conv3_3 unit 195 is the unit OpenAI Microscope shows), else
+    ``name`` itself (canonical registry name)."""
+    name = models.model_config(name).name
+    if name == "vgg19" and models.weights_available("vgg19_caffe"):
+        return "vgg19_caffe"
+    return name

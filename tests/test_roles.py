@@ -36,3 +36,20 @@ def test_unknown_models_are_clear_errors():
         roles_for("vgg17")
     with pytest.raises(ValueError, match="no labkit config"):
         roles_for(torch.nn.Linear(2, 2))
+
+
+def test_lab5_uses_the_caffe_vgg19_only_when_its_weights_are_here(tmp_path, monkeypatch):
+    import torch
+    import torchvision
+
+    from course.roles import circuit_model_name
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("LABKIT_OFFLINE", "1")
+    assert circuit_model_name("vgg19") == "vgg19" and circuit_model_name("lite0") == "efficientnet_lite0"
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save(torchvision.models.vgg19(weights=None).state_dict(), folder / "vgg19-d01eb7cb.pth")
+    assert circuit_model_name("vgg19") == "vgg19_caffe"
+    assert roles_for(circuit_model_name("vgg19")).circuit_is_microscope
+    assert circuit_model_name("vgg16") == "vgg16"
