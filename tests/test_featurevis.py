@@ -7,7 +7,6 @@ scipy's correlate for the Scharr filter), never against stored numbers.
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from labkit import featurevis as fv
 from labkit.images import normalize, preprocess, sample_images, to_tensor01
@@ -413,3 +412,38 @@ def test_cli_writes_a_png_and_refuses_to_overwrite(tmp_path, capsys):
     assert main(["featurevis", "--model", "efficientnet_lite0", "--layer", LAYER, "--filters", "999",
                  "--steps", "1", "--quiet", "-o", str(tmp_path / "x.png")]) == 2
     assert "240 channels" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+# --------------------------------------------------------------------------- the loop's fast path
+
+
+def test_fast_copy_reproduces_the_model_and_leaves_it_alone(lite0):
+    from labkit.featurevis.fastpath import Pointwise, inference_copy
+
+    x = preprocess(["cat", "bee"], lite0, size=96)
+    want = activations(lite0, x, "blocks.3.1.bn1")
+    before = {k: v.clone() for k, v in lite0.state_dict().items()}
+    copy = inference_copy(lite0, stop_layer="blocks.3.1.bn1", channels_last=True)
+    assert copy.copied and len(copy.folded) > 10 and "blocks.3.1.bn1" in copy.folded
+    assert any(isinstance(m, Pointwise) for m in copy.model.modules())
+    with torch.no_grad():
+        got = activations(copy.model, x.contiguous(memory_format=torch.channels_last), "blocks.3.1.bn1")
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+    # layers after the stop point are shared with the original, not copied
+    assert copy.model.classifier.weight is lite0.classifier.weight
+    assert all(torch.equal(v, lite0.state_dict()[k]) for k, v in before.items())
+    # a conv whose own output is read keeps its batch norm apart
+    kept = inference_copy(lite0, stop_layer=LAYER, hooked_outputs=[LAYER])
+    assert "blocks.3.0.bn1" not in kept.folded and "blocks.2.1.bn1" in kept.folded
+    _untouched(lite0)
+
+
+def test_speed_settings_change_speed_not_results(lite0):
+    kw = dict(preset="handout", steps=6, size=48, seed=0, progress=False)
+    ref = fv.visualize(lite0, LAYER, [1, 63, 7], fast=False, channels_last=False, batch_size=None, **kw)
+    for speed in (dict(batch_size=1), dict(batch_size=2, channels_last=True), dict(batch_size=None, channels_last=False)):
+        r = fv.visualize(lite0, LAYER, [1, 63, 7], **speed, **kw)
+        assert torch.allclose(r.images, ref.images, atol=2e-3), speed
+        assert torch.allclose(r.activations, ref.activations, rtol=1e-3), speed
+    assert r.settings["folded"] > 0 and ref.settings["folded"] == 0
+    _untouched(lite0)

@@ -23,7 +23,7 @@ Example::
     result = fv.visualize(model, "features.10", [1, 3, 15, 63, 255], preset="handout")
     labkit.plot.visualization_grid(result)
 """
-from . import objectives, param, regularizers, transforms  # noqa: F401
+from . import fastpath, objectives, param, regularizers, transforms  # noqa: F401
 from .attacks import AttackResult, fgsm, targeted_attack
 from .classvis import ClassVisResult, class_visualization
 from .core import PRESETS, FeatureVisResult, image_grid, load_start_image, preset_settings, save_image, visualize

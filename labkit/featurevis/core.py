@@ -17,8 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit import layers as L
-
 from .param import ParamSpec
 from .render import _size_hw, render
 
@@ -188,7 +186,7 @@ def visualize(
     optimizer: Optional[str] = None,
     batch_size: Optional[int] = -1,
     fast: bool = True,
-    channels_last: bool = False,
+    channels_last: Optional[bool] = None,
     autocast: Optional[str] = None,
 ) -> FeatureVisResult:
     """Synthesise, for each channel, an image that maximises it (activation maximisation).

@@ -8,7 +8,8 @@ for that:
 * every batch norm that directly follows a convolution folded into it (``w' = w * g/s``,
   ``b' = (b - mu) * g/s + beta`` with ``s = sqrt(var + eps)``), the batch norm replaced by what is
   left of it (nothing, or timm's activation);
-* optionally the channels-last memory layout for its 4-D weights.
+* optionally the channels-last memory layout, with 1x1 convolutions run as matrix products
+  (:class:`Pointwise`).
 
 Only the modules that run before the forward pass stops are copied; the rest share the original's
 tensors (they never run). The copy is checked on a random batch against the original before it is
@@ -26,7 +27,7 @@ from torch import nn
 
 from labkit import layers as L
 
-__all__ = ["InferenceCopy", "inference_copy", "fold_batchnorm"]
+__all__ = ["InferenceCopy", "inference_copy", "fold_batchnorm", "Pointwise"]
 
 #: Relative tolerance of the folded copy's captured activations against the original's (fp32).
 FOLD_RTOL = 1e-3
@@ -44,6 +45,29 @@ class _ActOnly(nn.Module):
 
     def forward(self, x):
         return self.act(self.drop(x))
+
+
+class Pointwise(nn.Module):
+    """A 1x1, stride-1, ungrouped convolution as one matrix product over the channels of a
+    channels-last tensor: ``y[n,:,i,j] = W @ x[n,:,i,j] + b``, the same values as the convolution.
+
+    On a CPU, PyTorch sends small-batch 1x1 convolutions on one thread to its slow im2col path
+    (``_slow_conv2d``), whose backward zero-fills and copies far more than it multiplies; a plain
+    ``linear`` on the channels-last view runs one GEMM forward and two backward. The output is
+    ``[N,C,H,W]`` in channels-last memory."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.weight = nn.Parameter(conv.weight.detach()[:, :, 0, 0].contiguous(), requires_grad=False)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x):
+        return torch.nn.functional.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+
+
+def _is_pointwise(m: nn.Module) -> bool:
+    return (type(m) is nn.Conv2d and m.kernel_size == (1, 1) and m.stride == (1, 1) and m.padding == (0, 0)
+            and m.dilation == (1, 1) and m.groups == 1 and m.padding_mode == "zeros")
 
 
 def _is_plain_bn(m: nn.Module) -> bool:
@@ -128,7 +152,8 @@ def inference_copy(model: nn.Module, *, stop_layer: Optional[str], hooked_output
         stop_layer: the last layer the pass needs, in the model's call order (``None``: the whole model).
         hooked_outputs: modules whose output is read (a conv read here keeps its batch norm apart).
         hooked_inputs: modules whose input is read (a batch norm read here is not folded).
-        fold: fold batch norms; channels_last: convert the 4-D weights to channels-last.
+        fold: fold batch norms; channels_last: convert the 4-D weights to channels-last and run 1x1
+            convolutions as :class:`Pointwise` matrix products.
         check: ``(x, run)`` where ``run(net, x) -> list of tensors``; the copy must reproduce the
             original's tensors within :data:`FOLD_RTOL` (relative to each tensor's largest value).
 
@@ -154,6 +179,9 @@ def inference_copy(model: nn.Module, *, stop_layer: Optional[str], hooked_output
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
+    for m in net.modules():  # an in-place activation on a view (Pointwise's output) costs autograd a full copy
+        if getattr(m, "inplace", False) is True:
+            m.inplace = False
     for cname, bname in pairs:
         bn = net.get_submodule(bname)
         fold_batchnorm(net.get_submodule(cname), bn)
@@ -161,12 +189,15 @@ def inference_copy(model: nn.Module, *, stop_layer: Optional[str], hooked_output
         parent = net.get_submodule(parent_name) if parent_name else net
         setattr(parent, child, _ActOnly(bn.drop, bn.act) if _is_bn_act(bn) else nn.Identity())
     if channels_last:
-        for m in net.modules():
-            for attr in ("weight",):
-                w = getattr(m, attr, None)
-                if isinstance(w, nn.Parameter) and w.dim() == 4:
-                    setattr(m, attr, nn.Parameter(w.detach().contiguous(memory_format=torch.channels_last),
-                                                  requires_grad=False))
+        for name, m in list(net.named_modules()):
+            if needed is not None and name not in needed:
+                continue
+            if _is_pointwise(m):
+                parent_name, _, child = name.rpartition(".")
+                setattr(net.get_submodule(parent_name) if parent_name else net, child, Pointwise(m))
+            elif isinstance(getattr(m, "weight", None), nn.Parameter) and m.weight.dim() == 4:
+                m.weight = nn.Parameter(m.weight.detach().contiguous(memory_format=torch.channels_last),
+                                        requires_grad=False)
     if check is not None:
         x, run = check
         with torch.no_grad():

@@ -32,7 +32,7 @@ from .param import ParamSpec, as_param
 from .regularizers import ImageOp
 from .transforms import Compose, compose, standard_transforms
 
-__all__ = ["render", "RenderResult", "sample_generators", "OPTIMIZERS", "default_batch_size"]
+__all__ = ["render", "RenderResult", "sample_generators", "OPTIMIZERS", "default_batch_size", "default_channels_last"]
 
 OPTIMIZERS = ("adam", "normalized")
 AUTOCAST = (None, "bf16", "fp16")
@@ -104,9 +104,15 @@ def _split_regularizers(regs) -> Tuple[List[Objective], List[ImageOp]]:
 
 
 def default_batch_size(device: torch.device) -> Optional[int]:
-    """Images per forward/backward pass: 2 on a CPU (measured fastest per image, see
-    ``benchmarks/results/featurevis_profile.md``), the whole batch on a GPU."""
+    """Images per forward/backward pass: 2 on a CPU (larger batches fall out of the cache and cost
+    more per image; ``benchmarks/results/featurevis_profile.md``), the whole batch on a GPU."""
     return 2 if torch.device(device).type == "cpu" else None
+
+
+def default_channels_last(device: torch.device) -> bool:
+    """Channels-last layout (with 1x1 convolutions as matrix products): on a CPU, where it was
+    measured to pay; not on a GPU, where it has not been timed here."""
+    return torch.device(device).type == "cpu"
 
 
 class _Stop(Exception):
@@ -210,7 +216,7 @@ def render(
     snapshot_every: Optional[int] = None,
     batch_size: Optional[int] = -1,
     fast: bool = True,
-    channels_last: bool = False,
+    channels_last: Optional[bool] = None,
     autocast: Optional[str] = None,
     device=None,
     progress: bool = True,
@@ -246,7 +252,8 @@ def render(
             Gradients are per image, so this changes speed and memory, not results. Ignored for
             objectives that couple the batch.
         fast: run a frozen copy with batch norms folded into convolutions (see ``fastpath``).
-        channels_last: use the channels-last memory layout in that copy.
+        channels_last: use the channels-last memory layout in that copy, with 1x1 convolutions as
+            matrix products (None: :func:`default_channels_last`).
         autocast: None (float32), "bf16" or "fp16" for the forward pass.
         device: where to optimise (default: the model's device; the model must be there).
         progress: show a tqdm progress bar; desc: its label.
@@ -288,6 +295,8 @@ def render(
     device = torch.device(device) if device is not None else model_device(model)
     if batch_size == -1:
         batch_size = default_batch_size(device)
+    if channels_last is None:
+        channels_last = default_channels_last(device)
     chunk = n if (batch_size is None or obj.couples_batch or any(p.couples_batch for p in penalties)) \
         else max(1, int(batch_size))
     gens = sample_generators(seed, keys)

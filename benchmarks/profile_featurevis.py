@@ -1,0 +1,167 @@
+"""Where a feature-visualisation step spends its time, and which speed settings of ``render`` pay.
+
+Run on demand (not part of the tests)::
+
+    .venv/bin/python benchmarks/profile_featurevis.py --threads 1
+
+For one layer and a few channels it times, per image and step, every combination the loop can use.
+The settings are timed in interleaved rounds (each round runs every setting once, after a warm-up
+round) and the fastest of ``--repeats`` rounds is kept, as wall time and as this process's CPU time:
+on a shared machine the CPU time of a one-thread run is the steadier figure. The settings:
+
+* the network as loaded vs the frozen copy with batch norms folded into the convolutions;
+* channels-last memory layout; bf16 / fp16 autocast (bf16 on CPUs that have it);
+* images per forward/backward pass (``batch_size``);
+* the cost of the Fourier parameterisation and of lucent's standard transforms on top;
+
+and, for autocast, how far the final activation of a whole ``visualize`` run moves from float32
+(kept only when within 2%). Everything runs in this one process, on the same inputs, so compare
+the ratios. Writes ``benchmarks/results/featurevis_profile.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _timed(fn):
+    """(wall seconds, CPU seconds of this process) of one call."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--random", action="store_true", help="random weights (pretrained=False), e.g. for vgg16")
+    parser.add_argument("--layer", default="blocks.3.1.bn1")
+    parser.add_argument("--channels", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5, 6, 7])
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=3, help="steps per timed run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--accuracy-steps", type=int, default=30, help="steps of the autocast accuracy check")
+    parser.add_argument("--out", default=str(HERE / "results" / "featurevis_profile.md"))
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from labkit import featurevis as fv
+    from labkit.models import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model, pretrained=not args.random, device=args.device, verbose=False)
+    n = len(args.channels)
+    cuda = args.device.startswith("cuda")
+
+    configs = []
+
+    def add(label, **kw):
+        configs.append((label, kw))
+
+    batch_sizes = [1, 2, 4, None]
+    for bs in batch_sizes:
+        add(f"as loaded, batch {bs or n}", fast=False, batch_size=bs)
+    for bs in batch_sizes:
+        add(f"folded, batch {bs or n}", fast=True, batch_size=bs)
+    for bs in (1, 2, None):
+        add(f"folded + channels-last, batch {bs or n}", fast=True, channels_last=True, batch_size=bs)
+    low = "fp16" if cuda else "bf16"
+    for bs in (1, None):
+        add(f"folded + {low} autocast, batch {bs or n}", fast=True, autocast=low, batch_size=bs)
+        add(f"folded + channels-last + {low}, batch {bs or n}", fast=True, channels_last=True, autocast=low,
+            batch_size=bs)
+    add("folded, batch 1 + fft parameterisation", fast=True, batch_size=1, param="fft")
+    add("folded, batch 1 + standard transforms", fast=True, batch_size=1, transforms="standard")
+    add("folded, batch 1 + fft + standard transforms (quality recipe)", fast=True, batch_size=1, param="fft",
+        transforms="standard")
+
+    def run(kw):
+        fv.visualize(model, args.layer, args.channels, preset="handout", steps=args.steps, size=args.size,
+                     progress=False, **kw)
+        if cuda:
+            torch.cuda.synchronize()
+
+    best = {label: [float("inf"), float("inf")] for label, _ in configs}
+    errors = {}
+    for rnd in range(args.repeats + 1):  # round 0 warms up
+        for label, kw in configs:
+            if label in errors:
+                continue
+            try:
+                wall, cpu = _timed(lambda: run(kw))
+            except Exception as err:  # e.g. autocast not supported on this device
+                errors[label] = f"{type(err).__name__}: {err}"
+                continue
+            if rnd:
+                best[label] = [min(best[label][0], wall), min(best[label][1], cpu)]
+        print(f"round {rnd} done, load average {os.getloadavg()[0]:.1f}", flush=True)
+    scale = 1000 / (n * args.steps)
+    rows = [(label, None if label in errors else best[label][0] * scale,
+             None if label in errors else best[label][1] * scale, errors.get(label, "")) for label, _ in configs]
+
+    # accuracy of autocast: a whole run at the handout settings, final activation vs float32
+    acc = []
+    base = fv.visualize(model, args.layer, args.channels, preset="handout", steps=args.accuracy_steps,
+                        size=args.size, progress=False)
+    for label, kw in ((f"{low} autocast", dict(autocast=low)),
+                      ("channels-last", dict(channels_last=True)),
+                      ("folded vs as loaded", dict(fast=False))):
+        try:
+            r = fv.visualize(model, args.layer, args.channels, preset="handout", steps=args.accuracy_steps,
+                             size=args.size, progress=False, **kw)
+        except Exception as err:
+            acc.append((label, None, None, f"{type(err).__name__}: {err}"))
+            continue
+        rel = ((r.activations - base.activations).abs() / base.activations.abs().clamp_min(1e-6))
+        acc.append((label, float(rel.max()), float((r.activations.mean() / base.activations.mean()) - 1), ""))
+        print(f"accuracy {label}: max rel {acc[-1][1]:.4f}", flush=True)
+
+    base_cpu = rows[0][2]
+    where = (torch.cuda.get_device_name(0) if cuda else
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+             f"{args.threads or torch.get_num_threads()}, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    lines = [
+        f"## Feature visualisation step profile: {args.model}{' (random weights)' if args.random else ''} "
+        f"`{args.layer}`, {n} channels, {args.size} px",
+        "",
+        f"device {args.device} ({where}); load average {os.getloadavg()[0]:.1f} at the end; torch {torch.__version__}; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}.",
+        f"Milliseconds per image and step: the fastest of {args.repeats} interleaved rounds, each a run of "
+        f"{args.steps} steps of `visualize(preset=\"handout\")` (pixels, no transforms, mean |activation|) "
+        "unless a row says otherwise; wall time and this process's CPU time.",
+        "",
+        "| setting | wall ms / image-step | CPU ms / image-step | speed-up (CPU time) vs as loaded, batch 1 |",
+        "|---|---|---|---|",
+    ]
+    for label, wall, cpu, err in rows:
+        if wall is None:
+            lines.append(f"| {label} | failed: {err} | | |")
+            continue
+        lines.append(f"| {label} | {wall:.1f} | {cpu:.1f} | {base_cpu / cpu:.2f}x |")
+    lines += ["", f"Final activation after {args.accuracy_steps} steps vs the float32 folded run (same seed):", "",
+              "| change | max relative change per channel | change of the mean |", "|---|---|---|"]
+    for label, worst, mean, err in acc:
+        lines.append(f"| {label} | {'failed: ' + err if worst is None else f'{100 * worst:.2f}%'} | "
+                     f"{'' if mean is None else f'{100 * mean:+.2f}%'} |")
+    lines += ["", "Reproduce: `.venv/bin/python benchmarks/profile_featurevis.py "
+              + " ".join(argv if argv is not None else sys.argv[1:]) + "`", ""]
+    text = "\n".join(lines)
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
