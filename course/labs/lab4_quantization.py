@@ -152,7 +152,7 @@ for ax, bits in zip(axes, (8, 4, 3, 2)):
     ax.vlines(levels.numpy(), 0.8, weight.numel(), color="tab:red", zorder=0,
               lw=0.5 if len(levels) > 20 else 1.2, alpha=0.3 if len(levels) > 20 else 1.0)
     ax.hist(weight.flatten().numpy(), bins=200, color="0.45", log=True)
-    ax.set_title(f"{bits} bits: {len(levels)} values, {(q == 0).float().mean():.1%} are 0,\n"
+    ax.set_title(f"{bits} bits: {len(levels)} values, {torch.count_nonzero(q == 0) / q.numel():.1%} are 0,\n"
                  f"SNR {snr_db(weight, q):.1f} dB", fontsize=10)
     ax.set_xlabel("weight value")
 axes[0].set_ylabel("number of weights")
@@ -205,6 +205,7 @@ for bits in (8, 2):
 assert torch.equal(w_real, before), "fake_quantize changed its input tensor; work on a copy"
 print("fake_quantize agrees with PyTorch and labkit on random and real weights.")
 ### BEGIN HIDDEN TESTS
+_grading = dict(calls=["fake_quantize"], forbid=["labkit.quantize", "course.quant_study", "torch.fake_quantize_per_tensor_affine", "torch.fake_quantize_per_channel_affine", "torch.quantize_per_tensor", "torch.quantize_per_channel", "torch.ao.quantization"])
 torch.manual_seed(1)
 for shape in [(7,), (5, 1, 3), (2, 3, 1, 1, 4), (1000,)]:
     x = torch.randn(*shape) * 0.05
@@ -231,8 +232,8 @@ for bits in (3, 4):
 # The same quantiser with one scale per output channel (axis 0): `scale[c] = max|t[c]| / (2**(bits-1) - 1)`.
 # Compute all the scales at once (no Python loop over channels), with the shape `[C, 1, 1, ...]`
 # so that they broadcast against `t`. A channel whose weights are all zero must come back as
-# zeros. The same calls as in Step 1 are **off limits**, and so is your own `fake_quantize` called
-# once per channel in a loop (it would work, but it is not the point: write the vectorised version).
+# zeros. The same calls as in Step 1 are **off limits**. (Calling your `fake_quantize` once per
+# channel in a loop would work, but is slow on big layers and misses the point: vectorise.)
 
 # %% kind="solution" id="fake_quantize_per_channel"
 def fake_quantize_per_channel(t, bits):
@@ -290,6 +291,7 @@ for bits in (8, 3):
               f"real weights of {L_Q}")
 print("fake_quantize_per_channel agrees with PyTorch and labkit.")
 ### BEGIN HIDDEN TESTS
+_grading = dict(calls=["fake_quantize_per_channel"], forbid=["labkit.quantize", "course.quant_study", "torch.fake_quantize_per_tensor_affine", "torch.fake_quantize_per_channel_affine", "torch.quantize_per_tensor", "torch.quantize_per_channel", "torch.ao.quantization"])
 torch.manual_seed(2)
 for shape in [(5,), (3, 7), (6, 1, 5, 5), (4, 2, 1, 1)]:
     x = torch.randn(*shape) * torch.rand(shape[0]).view(-1, *([1] * (len(shape) - 1)))

@@ -61,7 +61,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import display
 
 from course import circuit_study as cs
 from course.roles import circuit_model_name, roles_for

@@ -59,7 +59,8 @@ if tuple(W.shape[1:]) == (1, 1):
 #
 # **Off limits** in all three steps (the hidden tests make them raise while your functions run, so a
 # wrapper earns nothing): `labkit.circuits` (`strongest`, `kernel_norms`, `input_norms`, `polarity`,
-# `expanded_weights`), `course.circuit_study` and `torch.autograd`. Plain torch operations
+# `expanded_weights`), `course.circuit_study`, `course.experiments`, `torch.autograd.grad` and
+# `torch.autograd.functional`. Plain torch operations
 # (`reshape`, `norm`, `argsort`, `clamp`, `sum`, `einsum`, slicing) are what you need.
 
 # %% kind="solution" id="circuit_functions"
@@ -144,6 +145,7 @@ got = [int(i) for i in top_k_inputs(W, K)]
 assert got == expected, f"{L_C} unit {U_C}: labkit's {K} strongest inputs are {expected}, you returned {got}"
 print(f"top_k_inputs agrees with labkit: the {K} strongest inputs of {L_C} unit {U_C} are {got}")
 ### BEGIN HIDDEN TESTS
+_grading = dict(calls=["top_k_inputs"], forbid=["labkit.circuits", "course.circuit_study", "course.experiments"])
 weight_all = model.get_submodule(L_C).weight.detach().cpu().float()
 for unit in sorted({0, (U_C + 7) % weight_all.shape[0], weight_all.shape[0] - 1}):
     w = weight_all[unit]
@@ -187,6 +189,7 @@ for c in top_k_inputs(W, K):
     assert polarity(W[c]) == course_polarity(W[c]), f"input channel {c}: the rule says {course_polarity(W[c])}"
 print("polarity agrees with the course's rule on hand-made kernels and the strongest real kernels.")
 ### BEGIN HIDDEN TESTS
+_grading = dict(calls=["polarity"], forbid=["labkit.circuits", "course.circuit_study", "course.experiments"])
 g = torch.Generator().manual_seed(11)
 for shape in [(3, 3), (1, 1), (5, 5), (7, 1)]:
     for _ in range(30):
@@ -235,6 +238,7 @@ if PATH is not None:
     print(f"compose_kernels agrees with labkit's expanded weights through {BLOCK}"
           + (" and its skip connection." if RESIDUAL else "."))
 ### BEGIN HIDDEN TESTS
+_grading = dict(calls=["compose_kernels"], forbid=["labkit.circuits", "course.circuit_study", "course.experiments", "torch.autograd.grad", "torch.autograd.functional"])
 import torch.nn.functional as _F
 
 g = torch.Generator().manual_seed(5)
