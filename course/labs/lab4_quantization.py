@@ -96,7 +96,7 @@ print(f"{len(PHOTO_NAMES)} photos for checking predictions (every photo that shi
 # channel's own weights, so one large filter no longer sets the step for all the others.
 
 # %% [markdown]
-# ## Question 3(a) — Quantise the weights to 8, 4, 3 and 2 bits: what happens to the filter's response? (5 pts)
+# ## Question 3(a) — Quantise the weights to 8, 4, 3 and 2 bits: what happens to the filter's response? (8 pts)
 #
 # *Handout:* configure the quantisation precision of the weights (bits = 8, 4, 3, 2), run the
 # visualisation of Assignment 2 again, and see how the response of the chosen filter (layer 24,
