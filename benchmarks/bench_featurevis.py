@@ -3,7 +3,7 @@
 Run on demand (not part of the tests)::
 
     .venv/bin/python benchmarks/bench_featurevis.py                      # CPU, defaults below
-    .venv/bin/python benchmarks/bench_featurevis.py --device cuda --steps 30 --filters 1 3 15 63 127
+    .venv/bin/python benchmarks/bench_featurevis.py --device cuda --steps 30 --filters 1 3 15 63 127 255 383 479
 
 Same model (efficientnet_lite0, bundled weights), layer, filters, steps and objective for every
 method: the Duke feedback signal, mean |activation| of the filter's channel. Methods:
@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("handout loop", "labkit handout", "lucent render_vis", "labkit quality")
+METHODS = ("handout loop", "labkit handout", "labkit quality", "lucent render_vis")
 
 
 # --------------------------------------------------------------------------- the methods (child side)
@@ -126,7 +126,7 @@ def child(args) -> None:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if args.method == "handout loop":
         images = handout_loop(model, args.layer, args.filters, args.steps, args.size, args.device)
     elif args.method == "labkit handout":
@@ -137,10 +137,11 @@ def child(args) -> None:
         images = lucent_run(model, args.layer, args.filters, args.steps, args.size, args.device)
     if cuda:
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     np.save(args.result + ".npy", images.detach().cpu().float().numpy())
     report = {
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_loaded) / 1024,
         "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
@@ -172,14 +173,15 @@ def measure(images_path: str, layer: str, filters, device: str):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--layer", default="blocks.3.0.conv_pw")
-    parser.add_argument("--filters", type=int, nargs="+", default=[1, 3, 15, 63, 127])
+    parser.add_argument("--layer", default="blocks.3.1.bn1")
+    parser.add_argument("--filters", type=int, nargs="+", default=[1, 3, 15, 63, 127, 255, 383, 479])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per method (0: torch's default)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", default=str(HERE / "results" / "featurevis.md"))
+    parser.add_argument("--readme", action="store_true", help="also rewrite the README's feature visualisation table")
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -205,7 +207,7 @@ def main(argv=None) -> int:
             report["activation"] = measure(result + ".npy", args.layer, args.filters, args.device)
             report["method"] = method
             rows.append(report)
-            print(f"  {report['seconds']:.1f} s", flush=True)
+            print(f"  {report['seconds']:.1f} s wall, {report['cpu_seconds']:.1f} s CPU", flush=True)
 
     import torch
 
@@ -219,21 +221,24 @@ def main(argv=None) -> int:
            f"{args.threads or torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} at the end)")
         + f"; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}.",
         "Activation: mean |activation| of each filter on its final image at 224 px (mean over filters; min..max).",
+        "Speed-up: ratio of CPU seconds (on a GPU: wall seconds), each method in its own subprocess; on a shared "
+        "machine the CPU time of a one-thread process is the steadier figure.",
         "",
-        "| method | s / filter | speed-up vs handout loop | activation mean (min..max) | peak RSS MB "
-        "| RSS growth over model load MB | CUDA peak MB | model params given .grad |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | wall s / filter | CPU s / filter | speed-up vs handout loop | activation mean (min..max) "
+        "| peak RSS MB | RSS growth over model load MB | CUDA peak MB | model params given .grad |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    base = next((r["seconds"] for r in rows if r["method"] == "handout loop" and "error" not in r), None)
+    key = "seconds" if args.device.startswith("cuda") else "cpu_seconds"
+    base = next((r[key] for r in rows if r["method"] == "handout loop" and "error" not in r), None)
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['method']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {r['method']} | failed: {r['error']} | | | | | | | |")
             continue
         acts = r["activation"]
-        speed = f"{base / r['seconds']:.1f}x" if base else "-"
+        speed = f"{base / r[key]:.2f}x" if base else "-"
         cuda = f"{r['cuda_peak_mb']:.0f}" if r["cuda_peak_mb"] is not None else "-"
-        lines.append(f"| {r['method']} | {r['seconds'] / n:.2f} | {speed} | {sum(acts) / n:.1f} "
-                     f"({min(acts):.1f}..{max(acts):.1f}) | {r['rss_peak_mb']:.0f} | {r['rss_growth_mb']:.0f} | {cuda} | "
+        lines.append(f"| {r['method']} | {r['seconds'] / n:.2f} | {r['cpu_seconds'] / n:.2f} | {speed} | {sum(acts) / n:.2f} "
+                     f"({min(acts):.2f}..{max(acts):.2f}) | {r['rss_peak_mb']:.0f} | {r['rss_growth_mb']:.0f} | {cuda} | "
                      f"{r['params_with_grad']} |")
     lines += ["", "Reproduce: `.venv/bin/python benchmarks/bench_featurevis.py "
               + " ".join(a for a in (argv if argv is not None else sys.argv[1:])) + "`", ""]
@@ -243,6 +248,11 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)
+    if args.readme:
+        sys.path.insert(0, str(HERE))
+        from _readme import rewrite_block
+
+        rewrite_block("bench_featurevis", table.split("\n", 2)[2])  # the README has its own heading
     print(f"written to {out}")
     return 0
 
