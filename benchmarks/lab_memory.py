@@ -1,0 +1,88 @@
+"""Peak resident memory of each lab notebook run at full settings (issue 16's memory budgets).
+
+Run on demand (not part of the tests), one lab at a time::
+
+    .venv/bin/python benchmarks/lab_memory.py                          # every lab on Lite0
+    .venv/bin/python benchmarks/lab_memory.py --labs lab1_saliency --model efficientnet_lite0
+
+Each lab's nbgrader source notebook (``notebooks/<lab>/<lab>.ipynb``, the version with the
+solutions) is executed top to bottom with nbclient under ``/usr/bin/time -v``, with
+``LABKIT_FAST=0`` (full settings), ``LABKIT_MODEL`` set to the model and ``LABKIT_OFFLINE=1``. The
+reported peak is the largest ``Maximum resident set size`` of the process tree (the kernel's, in
+practice). Budgets: 2 GB on Lite0, 6 GB on VGG16. Writes ``benchmarks/results/lab_memory.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RUNNER = """
+import sys, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+NotebookClient(nb, timeout=int(sys.argv[2]), kernel_name="python3", resources={"metadata": {"path": sys.argv[3]}}).execute()
+"""
+
+
+def run_lab(lab: str, model: str, timeout: int, threads: int) -> dict:
+    nb = ROOT / "notebooks" / lab / f"{lab}.ipynb"
+    env = dict(os.environ, LABKIT_FAST="0", LABKIT_MODEL=model, LABKIT_OFFLINE="1", MPLBACKEND="Agg")
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    cmd = ["/usr/bin/time", "-v", sys.executable, "-c", RUNNER, str(nb), str(timeout), str(nb.parent)]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout + 60, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"lab": lab, "error": f"over {timeout} s"}
+    wall = time.perf_counter() - t0
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    row = {"lab": lab, "seconds": wall, "rss_mb": int(rss.group(1)) / 1024 if rss else None}
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("\t")]
+        row["error"] = (lines[-1] if lines else "failed")[:160]
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    labs = sorted(p.name for p in (ROOT / "notebooks").iterdir() if (p / f"{p.name}.ipynb").is_file())
+    parser.add_argument("--labs", nargs="+", default=labs, choices=labs)
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per lab")
+    parser.add_argument("--threads", type=int, default=0, help="OMP threads of the kernel (0: default)")
+    parser.add_argument("--out", default=str(HERE / "results" / "lab_memory.md"))
+    args = parser.parse_args(argv)
+    budget = 2048 if args.model == "efficientnet_lite0" else 6144
+    rows = []
+    for lab in args.labs:
+        print(f"{lab} ...", flush=True)
+        rows.append(run_lab(lab, args.model, args.timeout, args.threads))
+        print(f"  {rows[-1]}", flush=True)
+    lines = [f"## Peak resident memory of each lab at full settings: {args.model}", "",
+             f"{time.strftime('%Y-%m-%d')}; `LABKIT_FAST=0`; nbclient under `/usr/bin/time -v`, one lab at a time; "
+             f"budget {budget} MB; load average {os.getloadavg()[0]:.1f} at the end.", "",
+             "| lab | peak RSS MB | within budget | wall s | note |", "|---|---|---|---|---|"]
+    for r in rows:
+        rss = r.get("rss_mb")
+        lines.append(f"| {r['lab']} | {'-' if rss is None else f'{rss:.0f}'} | "
+                     f"{'-' if rss is None else ('yes' if rss <= budget else '**no**')} | "
+                     f"{r.get('seconds', 0):.0f} | {r.get('error', '')} |")
+    lines += ["", f"Reproduce: `.venv/bin/python benchmarks/lab_memory.py --model {args.model}`", ""]
+    text = "\n".join(lines)
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
