@@ -8,6 +8,11 @@ autograde demo, the notebook tests) is self-contained. Layout, one folder per la
     solutions/<lab>/<lab>.ipynb        executed solutions (`nbgrader generate_solution`)
     submitted/<student>/<lab>/...      hand-ins           -> autograded/ -> feedback/
 
+Grading: `make autograde` (course/grading) appends its own settings to a copy of this file for each
+submission: a sandboxed kernel (bubblewrap), and test cells evaluated in the trusted grader process,
+never in the student's kernel (docs/GRADING.md). Plain `nbgrader autograde` in this folder still works,
+with nbgrader's own (unprotected) execution.
+
 Feedback: nbgrader puts hidden tests back into autograded notebooks and shows them in the feedback
 HTML by design (jupyter/nbgrader#917). Our hidden tests compare with labkit's reference code, so the
 feedback here drops the hidden-test lines and shortens test-cell tracebacks to their final

@@ -145,9 +145,10 @@ class SafeExecute(Execute):
         try:
             evaluator = self._trusted_evaluator()
             cell.outputs = evaluator.evaluate(cell.metadata["nbgrader"]["grade_id"])
-        except (DeadKernelError, CellTimeoutError):
+        except verdicts.KernelLost as lost:
             self.nb.cells[index] = cell
-            raise
+            cell.outputs = []
+            raise lost.cause
         except Exception as err:  # the grader could not evaluate it: zero, and say why
             self.log.error("Trusted evaluation of %s failed: %s", self._cell_name(cell, index), err)
             cell.outputs = [verdicts._error("GraderError", f"{type(err).__name__}: {err}")]
@@ -178,6 +179,8 @@ class SafeExecute(Execute):
         call = nbformat.v4.new_code_cell(code)
         try:
             self.execute_cell(call, index, store_history=False)
+        except (DeadKernelError, CellTimeoutError) as err:
+            raise verdicts.KernelLost(err) from None
         finally:
             self.nb.cells[index] = keep
         for out in call.outputs:

@@ -146,8 +146,9 @@ def sandbox_config(settings: Settings, scratch: Path, runtime: Path, course_url:
     torch_home = _torch_home()
     if torch_home:
         env["TORCH_HOME"] = str(torch_home)
+    mode = "bwrap" if settings.require_sandbox and settings.sandbox == "auto" else settings.sandbox
     return {
-        "mode": settings.sandbox, "ro": ro, "symlinks": links, "empty": hidden_inside(settings, ro, course_url),
+        "mode": mode, "ro": ro, "symlinks": links, "empty": hidden_inside(settings, ro, course_url),
         "rw": [str(runtime)], "seed": str(seed), "workdir": str(seed / "work"), "state_dir": str(scratch / "state"),
         "uid": uid, "gid": gid, "env": env,
         "limits": {"memory_mb": settings.memory_mb, "cpu_seconds": settings.cpu_seconds, "file_mb": 512,

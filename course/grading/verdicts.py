@@ -47,6 +47,15 @@ BUILTINS = set(dir(builtins)) | {"__name__", "__file__", "get_ipython", "display
 MODULE = "__labkit_test__"
 
 
+class KernelLost(BaseException):
+    """The kernel died or stopped answering during a call (a BaseException: no test's ``except Exception``
+    may swallow it); ``cause`` is nbclient's DeadKernelError or CellTimeoutError."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class StudentCodeError(Exception):
     """The student's function raised in the kernel (or returned something that is not data)."""
 
