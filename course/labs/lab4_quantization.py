@@ -346,8 +346,9 @@ plt.show()
 collapse = qs.collapse_bits(table)
 print(f"Collapse (fewer than {qs.COLLAPSE_THRESHOLD:.0%} of the {len(PHOTO_NAMES)} photos keep the float top-1): "
       + (f"first at {collapse} bits." if collapse else "not within the widths measured."))
-print(f"All widths from 16 down to {qs.keeps_bits(table)} bits keep at least 95% agreement."
-      if qs.keeps_bits(table) else "Even the widest measured width loses more than 5% agreement.")
+kept = [r["bits"] for r in table if r["bits"] >= (qs.keeps_bits(table) or 99)]
+print("At least 95% agreement (every width from the top down): " + ", ".join(f"{b} bits" for b in kept)
+      if kept else "Even the widest measured width loses more than 5% agreement.")
 
 # %% [markdown]
 # **What to look for.** Follow one column of the table down the widths and find where it changes:
