@@ -447,3 +447,22 @@ def test_speed_settings_change_speed_not_results(lite0):
         assert torch.allclose(r.activations, ref.activations, rtol=1e-3), speed
     assert r.settings["folded"] > 0 and ref.settings["folded"] == 0
     _untouched(lite0)
+
+
+def test_render_is_the_one_loop_and_takes_any_objective(lite0):
+    # an objective on an explicit layer and channel, no "layer being visualised"
+    obj = fv.mean("blocks.2.0.conv_pw", channel=3) + fv.total_variation(0.01)  # a penalty: negative score
+    r = fv.render(lite0, obj, param="pixel", transforms=[fv.Jitter(2)], lr=0.05, steps=4, size=40, n=2,
+                  seed=1, progress=False)
+    assert isinstance(r, fv.RenderResult) and r.images.shape == (2, 3, 40, 40) and len(r.history) == 4
+    with torch.no_grad():
+        act = activations(lite0, normalize(r.images, lite0), "blocks.2.0.conv_pw")[:, 3].mean(dim=(1, 2))
+    tv = fv.total_variation(0.01)(_state(torch.zeros(2, 1, 1, 1), [0, 1], images=r.images))
+    assert torch.allclose(r.scores, act + tv, rtol=1e-4, atol=1e-5)  # scores: the objective, measured again
+    with pytest.raises(ValueError, match="adam, normalized"):
+        fv.render(lite0, obj, optimizer="sgd", n=1, steps=1, size=16)
+    with pytest.raises(ValueError, match="bf16"):
+        fv.render(lite0, obj, autocast="int8", n=1, steps=1, size=16)
+    with pytest.raises(ValueError, match="no layer was given"):
+        fv.render(lite0, fv.mean(), n=1, steps=1, size=16)
+    _untouched(lite0)

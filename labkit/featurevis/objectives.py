@@ -3,7 +3,7 @@
 An :class:`Objective` maps the state of one optimisation step to a score per image, ``[N]``;
 higher is better. Objectives add, subtract and scale::
 
-    obj = fv.mean() + 0.5 * fv.neuron() - fv.total_variation(0.1)
+    obj = fv.mean() + 0.5 * fv.neuron() + fv.total_variation(0.1)   # penalties score negative: add them
 
 Unless told otherwise, an objective looks at the layer being visualised (``layer=None``) and,
 for image ``i`` of the batch, at the channel ``channels[i]`` (``channel=None``). So one objective
