@@ -93,7 +93,8 @@ class Explorer:
         self._png: Optional[bytes] = None
         self._png_for: Optional[Hashable] = None
         self._adjusting = False
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto",
+                                                                       align_self="flex-start"))
         self.status = widgets.HTML(value="")
         self.log = widgets.Output()  # progress bars while computing
         for control in self.controls.values():

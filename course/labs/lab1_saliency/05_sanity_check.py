@@ -1,0 +1,138 @@
+# %% [markdown]
+# ## Question 1(d) - Do the maps explain the model? A sanity check (2 pts)
+#
+# Kira's lecture ends with a warning: saliency maps "can be misleading or uninformative" (Adebayo et
+# al. 2018). Their **cascading randomisation** test replaces the trained weights by random ones,
+# from the top (the classifier) downwards, one layer at a time, and recomputes the map. A method
+# that explains the *model* must change as the model is destroyed; one that keeps looking the same
+# is mostly showing the image (edges), whatever the weights. The curve shows the Spearman rank
+# correlation with the original map (of `|map|`): 1 = the same ranking of pixels, 0 = unrelated,
+# negative = the ranking turned round (what was most salient is now least). An `x` marks a step where
+# the map became constant (all zero), so no ranking exists. labkit works on a copy of the model, so
+# `model` itself is untouched. Below the curves are the maps themselves, one row per method, as the
+# layers are randomised (left: the trained model).
+
+# %% id="fig_sanity"
+bee = x[2:3]
+SANITY_METHODS = {"vanilla": saliency.vanilla, "guided_backprop": saliency.guided_backprop,
+                  "grad_cam": saliency.grad_cam}
+randomised_maps = {}  # method -> the map at each step (step 0: the trained model), [H,W] each
+
+
+def recording(name, method):
+    """The method, keeping a copy of every map it makes (so that we can look at them)."""
+    def run(net, inputs, target):
+        out = method(net, inputs, target)
+        randomised_maps.setdefault(name, []).append(out.detach().abs().reshape(-1, *out.shape[-2:]).amax(0).cpu())
+        return out
+    run.__name__ = name
+    return run
+
+
+checks = {name: saliency.sanity_check(model, bee, targets[2], recording(name, method), max_steps=SANITY_STEPS,
+                                      seed=0, progress=not FAST)
+          for name, method in SANITY_METHODS.items()}
+fig = plot.plot_sanity(checks)
+plt.show()
+for name, result in checks.items():
+    rho = [float(r["spearman"]) for r in result]
+    defined = [(r["layer"], v) for r, v in zip(result, rho) if v == v][1:]
+    constant = [r["layer"] for r, v in zip(result, rho) if v != v]
+    lowest = min(defined, key=lambda lv: lv[1]) if defined else None
+    print(f"{name:>16}: " + " ".join("  x  " if v != v else f"{v:+.2f}" for v in rho)
+          + (f" | lowest {lowest[1]:+.2f} (at {lowest[0]})" if lowest else "")
+          + (f" | map constant from {constant[0]}" if constant else ""))
+assert layers.forward_hooks_count(model) == 0
+
+# %% id="fig_sanity_maps"
+steps = len(next(iter(checks.values())))
+shown = sorted(set(np.linspace(0, steps - 1, min(steps, 6)).round().astype(int).tolist()))
+fig, axes = plt.subplots(len(checks), len(shown) + 1, figsize=(2.3 * (len(shown) + 1), 2.5 * len(checks)),
+                         squeeze=False, layout="constrained")
+for row, (name, result) in enumerate(checks.items()):
+    assert len(randomised_maps[name]) == len(result), "one map per randomisation step"
+    axes[row, 0].imshow(photos[2])
+    axes[row, 0].set_title(name, fontsize=9)
+    for col, step in enumerate(shown, start=1):
+        m = randomised_maps[name][step]
+        top = float(m.flatten().quantile(0.99))
+        axes[row, col].imshow(torch.minimum(m, torch.tensor(top)) if top > 0 else m, cmap="gray")
+        label = "trained" if step == 0 else f"random to {result[step]['layer']}"
+        rho = float(result[step]["spearman"])
+        axes[row, col].set_title(f"{label}\n" + ("constant" if rho != rho else f"rho {rho:+.2f}"), fontsize=8)
+for ax in axes.flat:
+    ax.set_axis_off()
+plt.show()
+
+# %% [markdown]
+# How to read the printed rows (one number per step, from the trained model on the left): a method
+# **passes** when its correlation drops well below 1 as soon as the top layers are random, and its
+# maps visibly change; it **fails** when the correlation stays high and the maps keep showing the
+# same picture while the weights that make the decision are gone. A correlation that goes
+# *negative* is also a change: the ranking turned round. A curve that *rises again* deeper down does
+# not mean the learned weights are back: once the layers a method reads are random, its map can
+# follow whatever the image's low-level structure drives through random weights (edges, bright
+# regions), which is the same for any weights. A constant map (`x`) means the method returned all
+# zeros, e.g. Grad-CAM's ReLU once no channel has positive evidence. Adebayo et al. found that
+# guided backprop stays high: its pictures look like an edge detector applied to the photo, even
+# for a network with random weights. Check which of these your printed numbers and maps show.
+#
+# ### Your answer (2 pts)
+#
+# Which methods pass the sanity check on this model, and which do not? Explain each method's curve
+# with the printed numbers and the maps. What does it mean for a saliency method if its map barely
+# changes when the network's weights are randomised?
+
+# %% [markdown] kind="answer" id="answer_1d" points=2
+# *Model answer (instructors).* Judge by the printed rows and the maps, not by the expectation.
+# What the literature leads us to expect, and what the bundled models show:
+#
+# * **Vanilla gradient:** the correlation drops as soon as the classifier is random and the maps
+#   turn into different speckle: it depends on the learned weights and passes.
+# * **Grad-CAM:** it reads the last conv layer and the gradient of the class score, so randomising
+#   the classifier alone changes it strongly (on EfficientNet-Lite0 the first step gives a
+#   *negative* correlation: the map turned round). Once its own layer is random the map may
+#   correlate again (it then follows where the random features respond strongly, i.e. the image,
+#   not the model), and further down it becomes constant (all zero after its ReLU: `x`). The first
+#   step is what the test is about: it passes. A student who reads the rise as "Grad-CAM fails"
+#   has misread the test.
+# * **Guided backprop:** the correlation stays high far down the cascade and the maps keep
+#   showing the bee's edges: it fails. With negative gradients stopped at every ReLU the map is
+#   dominated by the input's edges and the low layers, like an edge detector, whatever the weights.
+#
+# On VGG16/VGG19 the same ordering is expected (Adebayo et al. used VGG-16 and Inception v3);
+# the exact numbers differ. A method insensitive to the model's parameters cannot tell us what the
+# model learned, nor detect a broken model; it draws the image, not an explanation. Sanity checks
+# should come before trusting an attribution method.
+#
+# **Rubric (2 pts; half points allowed):**
+# 1. (1 pt) For each of the three methods, pass or fail with the reason *taken from this
+#    notebook's printed numbers and maps* (a verdict that contradicts them earns 0 for that method;
+#    one method wrong: 1/2).
+# 2. (1 pt) What an insensitive map means: it reflects the input (edges), not the learned function,
+#    so it cannot explain or debug the model; the map may still look convincing.
+
+# %% [markdown]
+# ## Explore (ungraded): every method, every photo, every class
+#
+# Pick a photo, a class (the model's five most likely classes for that photo, with their
+# probabilities; for the three examples also the handout's target) and a method. The map is drawn
+# over the photo with its colour range. Each map is computed once (SmoothGrad and occlusion take a
+# few seconds, with a progress bar) and then cached; the opacity slider only redraws. Try the
+# composite with the dog and then a cat class, or the same class with all four methods. In an
+# exported report the explorer appears as the picture of its current setting.
+
+# %% id="explorer"
+from course.explorers.lab1 import SaliencyExplorer
+
+SaliencyExplorer(model, [e.name for e in examples] + ["cat", "coffee", "flower", "rocket"],
+                 extra_targets={e.name: e.target for e in examples}, smoothgrad_samples=SMOOTHGRAD_SAMPLES,
+                 occlusion=OCCLUSION, photo=examples[1].name)
+
+# %% [markdown]
+# ## Before you hand in
+#
+# *Kernel > Restart & Run All*, check that every figure appears and every visible test prints
+# "passed", and that your name is in the settings cell. To make the PDF report the Duke handout
+# asks for, run `labkit report lab1_saliency.ipynb --to pdf` in a terminal (or
+# `labkit.report.export("pdf")` in a cell).
