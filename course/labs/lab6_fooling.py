@@ -68,14 +68,14 @@ MODEL_NAME = None  # None: $LABKIT_MODEL, else the course default "vgg16" (offli
 FAST, DEVICE = lab_settings()  # FAST: $LABKIT_FAST=1 (small, quick settings); DEVICE: CUDA, Apple MPS or CPU
 N_ATTACK = 4 if FAST else 10  # Question 1: correctly classified photos to fool
 ATTACK_STEPS = 10 if FAST else 20  # projected gradient steps per budget (step size: budget / 4)
-EPS_LADDER = (0.25, 0.5, 1, 2, 4, 8)  # L-inf budgets tried, in grey levels (1 = 1/255)
+EPS_LADDER = (0.5, 1, 2, 4, 8) if FAST else (0.25, 0.5, 1, 2, 4, 8)  # L-inf budgets tried, in grey levels (1 = 1/255)
 TARGET_CLASS = "goldfish"  # the unrelated class every photo is pushed to
 CLASSVIS_CLASSES = ["goldfish", "flamingo", "tarantula"] if FAST else [
     "goldfish", "flamingo", "tarantula", "pizza", "lemon", "jellyfish"]
-CLASSVIS = dict(steps=30, size=112) if FAST else dict(steps=200, size=224)  # Question 2, your method and labkit's
-INVERT = dict(steps=40, size=112) if FAST else dict(steps=300, size=224)  # Question 3
+CLASSVIS = dict(steps=40, size=112) if FAST else dict(steps=200, size=224)  # Question 2, your method and labkit's
+INVERT = dict(steps=100, size=112) if FAST else dict(steps=300, size=224)  # Question 3
 INVERT_PHOTOS = ["dog", "bee"] if FAST else ["dog", "bee", "coffee", "citrus"]
-STYLE = dict(steps=40, size=112) if FAST else dict(steps=300, size=224)  # Question 4
+STYLE = dict(steps=60, size=112) if FAST else dict(steps=300, size=224)  # Question 4
 STYLE_PHOTO = "citrus"
 
 # %% id="load_model"
@@ -308,9 +308,9 @@ assert layers.forward_hooks_count(model) == 0
 # %% [markdown]
 # ### The smallest budget that works
 #
-# For each photo, the attack runs at growing budgets `EPS_LADDER` (in grey levels) and stops at the
-# first one that makes `TARGET_CLASS` the top class. A separate run at `eps = 2/255` on every photo
-# counts how many are fooled within two grey levels.
+# For each photo, the attack runs at growing budgets `EPS_LADDER` (in grey levels, `ATTACK_STEPS`
+# steps of a quarter of the budget each) and stops at the first one that makes `TARGET_CLASS` the
+# top class. The count at the end is how many photos were fooled within two grey levels.
 
 # %% id="attack_ladder"
 smallest = [None] * len(chosen)
@@ -332,11 +332,10 @@ for (path, c, _), level in zip(chosen, smallest):
     print(f"  {path.split('/')[-1]:28s} {info.classes[c]:24s} smallest budget: "
           + (f"{level:g}/255" if level is not None else f"none up to {EPS_LADDER[-1]:g}/255"))
 
-adv2 = targeted_fool(model, x_att, TARGET, eps=2 / 255, step=0.5 / 255, steps=ATTACK_STEPS)
-pred2, conf2 = top1(adv2)
-FOOLED_AT_2 = int((pred2 == TARGET).sum())
-print(f"\nwithin eps = 2/255 ({ATTACK_STEPS} steps of 0.5/255): {FOOLED_AT_2} of {len(chosen)} photos are classified "
-      f"as '{TARGET_CLASS}' (median confidence {float(conf2[pred2 == TARGET].median()) if FOOLED_AT_2 else 0:.2f})")
+fooled = [i for i in range(len(chosen)) if smallest[i] is not None and smallest[i] <= 2]
+conf_fooled = [float(top1(adv_best[i])[1][0]) for i in fooled]
+print(f"\nwithin eps = 2/255: {len(fooled)} of {len(chosen)} correctly classified photos are classified as "
+      f"'{TARGET_CLASS}' (median confidence {float(np.median(conf_fooled)) if fooled else 0:.2f})")
 
 # %% id="fig_perturbation"
 show = [i for i in range(len(chosen)) if adv_best[i] is not None][:4]
@@ -431,8 +430,8 @@ for i, (path, c, _) in enumerate(chosen):
 # model (with its own resizing and preprocessing) needs.
 
 # %% id="transfer"
-fooled = [i for i in range(len(chosen)) if int(pred2[i]) == TARGET]
-adv01 = images.denormalize(adv2[fooled], model).detach().clamp(0, 1).cpu()
+adv01 = images.denormalize(torch.cat([adv_best[i] for i in fooled]), model).detach().clamp(0, 1).cpu() \
+    if fooled else None
 clean01 = images.denormalize(x_att[fooled], model).detach().clamp(0, 1).cpu()
 orig_cls = clean_class[fooled]
 
@@ -494,7 +493,7 @@ else:
 # %% [markdown] kind="answer" id="answer_1b" points=2
 # *Model answer (instructors).* Offline (EfficientNet-Lite0 only) no other network has weights, so
 # the notebook says the cross-model check is skipped and measures altered views instead. Read the
-# printed table: a fooling image made at 2/255 with 10-20 small steps keeps the target only under
+# printed table: a fooling image made at its smallest budget keeps the target only under
 # the identity view; a shift of 4 px, a rescale, JPEG at quality 75 or a 1 px blur typically
 # return most fooling images to the photo's own class (or at least take away the target), while the
 # clean photos keep their class under the same alterations (the control row). So the perturbation
@@ -639,7 +638,7 @@ _smooth = class_visualize(_toy, 1, steps=4, lr=0.05, l2_decay=0.0, jitter=0, blu
 _tv = lambda z: float((z[..., 1:, :] - z[..., :-1, :]).abs().mean() + (z[..., :, 1:] - z[..., :, :-1]).abs().mean())
 assert _tv(_smooth) < 0.8 * _tv(_rough), "blur_every=1 must blur after every step (smoother image)"
 # The real model: 30 steps already make each class by far the most likely.
-_vis = class_visualize(model, [1, 130], steps=30, lr=0.05, l2_decay=4e-3, jitter=8, blur_every=4, blur_sigma=0.7,
+_vis = class_visualize(model, [1, 130], steps=30, lr=0.05, l2_decay=4e-3, jitter=4, blur_every=4, blur_sigma=0.7,
                        size=112, seed=0)
 with torch.no_grad():
     _p = model(images.normalize(_vis.to(next(model.parameters()).device), model)).softmax(1)
@@ -695,7 +694,7 @@ assert layers.forward_hooks_count(model) == 0
 
 # %% id="fig_classvis"
 CV_CLASSES = [images.class_index(c) for c in CLASSVIS_CLASSES]
-CV_ARGS = dict(lr=0.05, l2_decay=4e-3, jitter=max(1, CLASSVIS["size"] // 14), blur_every=4, blur_sigma=0.7,
+CV_ARGS = dict(lr=0.05, l2_decay=4e-3, jitter=max(1, CLASSVIS["size"] // 28), blur_every=4, blur_sigma=0.7,
                size=CLASSVIS["size"], seed=0)
 mine_cv = class_visualize(model, CV_CLASSES, steps=CLASSVIS["steps"], **CV_ARGS).cpu()
 lab_cv = featurevis.class_visualization(model, CV_CLASSES, steps=CLASSVIS["steps"], size=CLASSVIS["size"], seed=0,
@@ -944,7 +943,8 @@ assert bool((_e1 < 0.3 * _e0).all()), (
     "||phi(normalize(x_hat)) - phi0||^2 / ||phi0||^2, with x_hat in pixels and phi0 from x?")
 _photo = images.denormalize(_xs, model).cpu()
 _corr = [float(np.corrcoef(_rec[i].cpu().flatten().numpy(), _photo[i].flatten().numpy())[0, 1]) for i in range(2)]
-assert min(_corr) > 0.5, f"the reconstructions from a shallow layer should resemble the photos (pixel correlation {_corr})"
+assert min(_corr) > 0.1, (f"even after 25 steps the reconstructions from a shallow layer should start to resemble the "
+                          f"photos (pixel correlation {_corr}, noise: about 0)")
 assert layers.forward_hooks_count(model) == 0, "your function left hooks on the model"
 print("invert_features: visible tests passed")
 ### BEGIN HIDDEN TESTS
@@ -973,7 +973,7 @@ assert layers.forward_hooks_count(model) == 0
 x_inv = images.preprocess(INVERT_PHOTOS, model, size=INVERT["size"])
 photo01 = images.denormalize(x_inv, model).cpu().clamp(0, 1)
 photo_top, _ = top1(x_inv)
-INV_ARGS = dict(steps=INVERT["steps"], lr=0.05, tv_weight=2.0, seed=0)
+INV_ARGS = dict(steps=INVERT["steps"], lr=0.02, tv_weight=10.0, seed=0)
 recons, inversion_stats = {}, {}
 for layer in INVERT_LAYERS:
     rec = invert_features(model, x_inv, layer, **INV_ARGS).cpu()
@@ -1104,8 +1104,17 @@ assert torch.allclose(gram(_h), _want, atol=1e-5), "on a random [3,6,4,7] batch 
 
 # %% id="gram_vs_features"
 x_style = images.preprocess(STYLE_PHOTO, model, size=STYLE["size"])
+
+
+def style_features(x):
+    """{layer: [N,C,h,w]} at STYLE_LAYERS, one truncated forward pass (gradients flow)."""
+    with layers.capture(model, list(STYLE_LAYERS), stop=True) as acts:
+        layers.run_until(model, x)
+    return dict(acts)
+
+
 with torch.no_grad():
-    style_feats = layers.activations(model, x_style, list(STYLE_LAYERS))
+    style_feats = style_features(x_style)
     style_grams = {name: gram(f) for name, f in style_feats.items()}
 f0 = style_feats[STYLE_LAYERS[-1]]
 perm = torch.randperm(f0.shape[-2] * f0.shape[-1], generator=torch.Generator().manual_seed(0))
@@ -1124,7 +1133,7 @@ def synthesise_texture(steps, lr=0.05, seed=0):
     opt = torch.optim.Adam([img], lr=lr)
     history = []
     for _ in range(steps):
-        feats = layers.activations(model, images.normalize(img, model), list(STYLE_LAYERS))
+        feats = style_features(images.normalize(img, model))
         loss = sum(((gram(feats[n]) - style_grams[n]).pow(2).sum() / style_grams[n].pow(2).sum()) for n in STYLE_LAYERS)
         opt.zero_grad()
         loss.backward()
@@ -1136,7 +1145,7 @@ def synthesise_texture(steps, lr=0.05, seed=0):
 
 
 texture, style_history = synthesise_texture(STYLE["steps"])
-style_inv = invert_features(model, x_style, STYLE_LAYERS[-1], steps=STYLE["steps"], lr=0.05, tv_weight=2.0, seed=0).cpu()
+style_inv = invert_features(model, x_style, STYLE_LAYERS[-1], steps=STYLE["steps"], lr=0.02, tv_weight=10.0, seed=0).cpu()
 style_top, style_p = top1(x_style)
 tex_top, tex_p = top1(images.normalize(texture.to(DEVICE), model))
 inv_top, inv_p = top1(images.normalize(style_inv.to(DEVICE), model))
