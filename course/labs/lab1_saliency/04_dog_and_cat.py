@@ -157,6 +157,7 @@ assert torch.allclose(_got.float(), torch.tensor([1.0, 0.5, 0.0])), (
     f"expected shares [1.0, 0.5, 0.0] (all left, even, all-zero map), got {_got.tolist()}")
 print("saliency_share: visible tests passed")
 ### BEGIN HIDDEN TESTS
+_grading = dict(calls=["saliency_share"], forbid=[])
 _g = torch.Generator().manual_seed(4)
 _rm = torch.rand(5, 20, 30, generator=_g) ** 3
 _reg = torch.rand(20, 30, generator=_g) > 0.7
