@@ -191,6 +191,7 @@ class TrustedEvaluator:
         self.aliases = forbidding.import_aliases(all_cells)
         self.module = types.ModuleType(MODULE)
         self.ns = self.module.__dict__
+        self.ns.update(display=_nothing, get_ipython=_NoShell)  # replayed cells may display or use magics
         self.replayed: Set[int] = set()
         self.instructor_names: Set[str] = set()  # bound by replayed locked cells (also globals of the kernel)
         self.solution_names: Set[str] = set()
@@ -338,6 +339,17 @@ class TrustedEvaluator:
         finally:
             self._forbid = []
         return _stream(out)
+
+
+def _nothing(*args, **kwargs):
+    return None
+
+
+class _NoShell:
+    """``get_ipython()`` in the grader: every magic and display hook does nothing."""
+
+    def __getattr__(self, name):
+        return _nothing
 
 
 def _stream(buf: io.StringIO) -> List[nbformat.NotebookNode]:
