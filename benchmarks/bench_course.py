@@ -209,6 +209,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(HERE / "results" / "course.md"))
     parser.add_argument("--readme", action="store_true", help="also rewrite the README's benchmark table")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per call before it counts as failed")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the measurements already in the results .json and run only the missing ones")
+    parser.add_argument("--report", action="store_true", help="only rebuild the tables from the results .json")
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--call", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -217,11 +220,30 @@ def main(argv=None) -> int:
         child(args)
         return 0
 
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    saved = out.with_suffix(".json")
     results, loads = {}, [os.getloadavg()[0]]
+    if args.resume and saved.is_file():
+        data = json.loads(saved.read_text())
+        loads += data.get("loads", [])
+        results = {tuple(k.split(" | ", 1)): r for k, r in data["results"].items()}
+
+    def save():
+        saved.write_text(json.dumps({"loads": loads, "results": {f"{m} | {c}": r for (m, c), r in results.items()}},
+                                    indent=1))
+
+    if args.report:
+        data = json.loads(saved.read_text())
+        loads = data.get("loads", loads)
+        results = {tuple(k.split(" | ", 1)): r for k, r in data["results"].items()}
+        args.models, args.calls = [], []  # nothing to run
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads or os.cpu_count()), LABKIT_FAST="0")
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             for i, call in enumerate(args.calls):
+                if (model, call) in results and "error" not in results[(model, call)]:
+                    continue
                 result = os.path.join(tmp, f"{model}-{i}.json")
                 cmd = [sys.executable, __file__, "--model", model, "--call", call, "--result", result,
                        "--threads", str(args.threads)]
@@ -240,16 +262,15 @@ def main(argv=None) -> int:
                     print(f"  failed: {reason}", flush=True)
                     continue
                 results[(model, call)] = json.loads(Path(result).read_text())
+                save()
                 r = results[(model, call)]
                 print(f"  {r['seconds']:.1f} s wall, {r['cpu_seconds']:.1f} s CPU, {r['rss_peak_mb']:.0f} MB", flush=True)
-    table = _table(results, args.models, args.threads, loads)
+    models = [m for m in MODELS if any(k[0] == m for k in results)]
+    table = _table(results, models, args.threads, loads)
     print()
     print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)
-    (out.with_suffix(".json")).write_text(json.dumps(
-        {f"{m} | {c}": r for (m, c), r in results.items()}, indent=1))
+    save()
     if args.readme:
         sys.path.insert(0, str(HERE))
         from _readme import rewrite_block

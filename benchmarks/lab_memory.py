@@ -46,8 +46,12 @@ def run_lab(lab: str, model: str, timeout: int, threads: int) -> dict:
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     row = {"lab": lab, "seconds": wall, "rss_mb": int(rss.group(1)) / 1024 if rss else None}
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("\t")]
-        row["error"] = (lines[-1] if lines else "failed")[:160]
+        own = proc.stderr.split("\tCommand being timed:")[0]  # what came before /usr/bin/time's report
+        lines = [ln.strip() for ln in own.splitlines() if "Error" in ln or "error" in ln] or own.splitlines()[-1:]
+        row["error"] = (lines[-1] if lines else "failed")[:200]
+        log = Path(os.environ.get("TMPDIR", "/tmp")) / f"lab_memory_{lab}.log"
+        log.write_text(own)
+        row["error"] += f" (stderr: {log})"
     return row
 
 
