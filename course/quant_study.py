@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from labkit._table import FormattedTable
-from labkit.layers import capture, check_filters, resolve_layer
+from labkit.layers import capture, check_channels, resolve_layer
 from labkit.models import model_device
 from labkit.quantize import check_bits, fake_quantize, model_size_mb, quantizable_layers, quantize_model, snr_db
 
@@ -207,7 +207,7 @@ def reference(model: nn.Module, x: torch.Tensor, layer, channel: int, *, labels:
     (the same number measured again; the quantised models are measured on this same picture).
     """
     name, _ = resolve_layer(model, layer)
-    check_filters(model, name, [channel])
+    check_channels(model, name, [channel])
     logits, maps = forward_with_maps(model, x, name, channel)
     top1 = logits.argmax(dim=1)
     ref = Reference(layer=name, channel=int(channel), logits=logits, top1=top1, maps=maps,

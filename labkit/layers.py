@@ -263,9 +263,6 @@ def check_channels(model: nn.Module, layer: LayerRef, channels) -> List[int]:
     return [int(c) for c in clist]
 
 
-check_filters = check_channels  # old name, kept until every caller says "channels"; not part of the API
-
-
 # --------------------------------------------------------------------------- hooks
 
 
