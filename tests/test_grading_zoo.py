@@ -93,7 +93,8 @@ def trimmed_source(lab):
                 and _meta(c).get("locked") and not _meta(c).get("grade")), len(nb.cells))
     last_test = max(i for i, c in enumerate(nb.cells[:end]) if _is_test(c))
     answers = [c for c in nb.cells if c.cell_type == "markdown" and _meta(c).get("grade") and _meta(c).get("solution")]
-    nb.cells = nb.cells[:last_test + 1] + answers[:1]
+    kept = nb.cells[:last_test + 1]
+    nb.cells = kept + [c for c in answers[:1] if not any(c is k for k in kept)]
     return nb
 
 
