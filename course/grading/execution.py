@@ -185,7 +185,10 @@ class SafeExecute(Execute):
             self.nb.cells[index] = keep
         for out in call.outputs:
             if out.get("output_type") == "display_data" and wire.MIME in out.get("data", {}):
-                return out["data"][wire.MIME]
+                text = out["data"][wire.MIME]
+                if not isinstance(text, str) or len(text) > wire.MAX_REPLY_CHARS:
+                    raise verdicts.StudentCodeError("NotData", "the reply is over the size limit")
+                return text
         errors = [o for o in call.outputs if o.get("output_type") == "error"]
         if errors:
             raise verdicts.StudentCodeError(errors[-1].get("ename", "Error"), str(errors[-1].get("evalue", "")))

@@ -22,6 +22,7 @@ import torch
 
 MIME = "application/x-labkit-grading"  # the display output that carries a reply
 REF = "__labkit_ref__"
+MAX_REPLY_CHARS = 400_000_000  # base64 of ~300 MB of tensors: far above any lab's values
 
 
 class NotData(TypeError):
