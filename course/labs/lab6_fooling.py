@@ -135,8 +135,10 @@ def gaussian_blur(images01, sigma):
 #
 # Question 1 attacks photos that the model classifies **correctly**: labkit's labelled photo set
 # (`images.labelled_images()`, each photo with its ImageNet class), keeping the first `N_ATTACK`
-# photos whose label is the model's top-1 class. (If the labelled set is not installed, the notebook
-# uses the sample photos that the model classifies with probability at least 0.5, and says so.)
+# photos whose label is the model's top-1 class and for which the target class (`TARGET_CLASS`) is
+# *unrelated*: not among the model's top 5 classes for the photo (so no other fish when the target
+# is a goldfish). (If the labelled set is not installed, the notebook uses the sample photos that the
+# model classifies with probability at least 0.5, and says so.)
 
 # %% id="photos"
 TARGET = images.class_index(TARGET_CLASS)
@@ -149,10 +151,13 @@ candidates = labelled or [(str(p), None) for p in images.sample_images().values(
 chosen = []
 for start in range(0, len(candidates), 16):
     batch = candidates[start:start + 16]
-    cls, conf = top1(images.preprocess([p for p, _ in batch], model))
-    for (path, label), c, p in zip(batch, cls.tolist(), conf.tolist()):
+    with torch.no_grad():
+        probs = model(images.preprocess([p for p, _ in batch], model)).softmax(dim=1).cpu()
+    conf, cls = probs.max(dim=1)
+    top5 = probs.topk(5, dim=1).indices
+    for (path, label), c, p, t5 in zip(batch, cls.tolist(), conf.tolist(), top5.tolist()):
         ok = (c == label) if label is not None else (p >= 0.5)
-        if ok and c != TARGET:
+        if ok and TARGET not in t5:  # the target must be unrelated: not among the photo's top 5 classes
             chosen.append((path, c, p))
     if len(chosen) >= N_ATTACK:
         break
@@ -393,8 +398,9 @@ for i, (path, c, _) in enumerate(chosen):
 # *Model answer (instructors).* Read the numbers from the executed notebook. On EfficientNet-Lite0
 # (offline) in FAST mode the smallest budget was 1/255 for all 4 photos (espresso, military
 # uniform, bee, agama), so 4 of 4 are "goldfish" within 2/255, at confidences from about 0.15 to
-# 0.98; with the full settings (10 photos) read the printed count (a prototype on the sample photos
-# fooled 9 of 9 within 2/255). On VGG16/VGG19 expect budgets as small or smaller (ImageNet VGGs are
+# 0.98; with the full settings (10 labelled photos) read the printed count (a run of the full
+# attack settings on Lite0 fooled 10 of 10 within 2/255, smallest budgets 0.5-2/255, before photos
+# with the target in their top 5 were excluded). On VGG16/VGG19 expect budgets as small or smaller (ImageNet VGGs are
 # known to be very easy to fool); the printed numbers are what counts.
 # Why: the class score is, locally, close to a linear function of about 150,000 pixel values
 # (`3 x 224 x 224`). A change of `eps` per value in the sign of the gradient moves the margin by about
