@@ -398,9 +398,9 @@ for i, (path, c, _) in enumerate(chosen):
 # *Model answer (instructors).* Read the numbers from the executed notebook. On EfficientNet-Lite0
 # (offline) in FAST mode the smallest budget was 1/255 for all 4 photos (espresso, military
 # uniform, bee, agama), so 4 of 4 are "goldfish" within 2/255, at confidences from about 0.15 to
-# 0.98; with the full settings (10 labelled photos) read the printed count (a run of the full
-# attack settings on Lite0 fooled 10 of 10 within 2/255, smallest budgets 0.5-2/255, before photos
-# with the target in their top 5 were excluded). On VGG16/VGG19 expect budgets as small or smaller (ImageNet VGGs are
+# 0.98; with the full settings (10 labelled photos, 20 steps) a run on Lite0 fooled 10 of 10 within
+# 2/255 (smallest budget 0.5/255 for one photo, 1/255 for seven, 2/255 for two; median confidence
+# 0.89); read the printed count of your own run. On VGG16/VGG19 expect budgets as small or smaller (ImageNet VGGs are
 # known to be very easy to fool); the printed numbers are what counts.
 # Why: the class score is, locally, close to a linear function of about 150,000 pixel values
 # (`3 x 224 x 224`). A change of `eps` per value in the sign of the gradient moves the margin by about
