@@ -9,14 +9,13 @@ weights (non-linearities read as the identity, BatchNorm folded to its scale) gi
 weights*: an effective k x k kernel from each channel of the block's input into the unit.
 
 * :func:`balance`, :func:`polarity`: excitatory / inhibitory / **mixed** within a stated
-  :data:`MARGIN`; every label in the lab's figures comes from this one rule;
+  :data:`MARGIN` (labkit's rule, :func:`labkit.circuits.polarity`); every label in the lab's
+  figures comes from this one rule;
 * :func:`read_layer`: the module whose output the unit reads (for a residual block: the sum);
 * :func:`block_kernel`, :func:`compose_kernels`: the linearised block as one conv, and its
   composition with the unit's kernels (cross-checked against ``labkit.circuits.expanded_weights``);
 * :func:`analyse`: everything about one unit; :func:`bars`, :func:`kernel_cards`: the figures.
 
-``labkit.circuits.polarity`` has no "mixed" class (only exact balance), so the course-level rule
-lives here.
 """
 from __future__ import annotations
 
@@ -27,34 +26,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit.circuits import conv_layer, feeding_layer
+from labkit.circuits import POLARITY_MARGIN, balance, conv_layer, feeding_layer
+from labkit.circuits import polarity as _polarity
 from labkit.layers import hooks, resolve_layer
 
 __all__ = ["MARGIN", "balance", "polarity", "top_k", "read_layer", "sum_terms", "visualize_read", "block_kernel", "compose_kernels",
            "expansion_path", "Circuit", "analyse", "bars", "kernel_cards"]
 
 #: A kernel is "mixed" when its net mass (positive - negative) is within this fraction of its total mass.
-MARGIN = 0.25
-
-
-def balance(kernel: torch.Tensor) -> float:
-    """``(P - N) / (P + N)`` in [-1, 1]: P the sum of the positive coefficients, N of |negative| ones
-    (0 for an all-zero kernel). +1: all positive; -1: all negative; 0: equal masses."""
-    k = kernel.detach().double()
-    pos, neg = float(k.clamp(min=0).sum()), float((-k).clamp(min=0).sum())
-    return (pos - neg) / (pos + neg) if pos + neg > 0 else 0.0
+MARGIN = POLARITY_MARGIN
 
 
 def polarity(kernel: torch.Tensor, margin: float = MARGIN) -> str:
-    """``"excitatory"`` if :func:`balance` > ``margin``, ``"inhibitory"`` if < ``-margin``, else ``"mixed"``.
-
-    With the default margin 0.25 a kernel needs more than 62.5 % of its absolute mass on one side
-    to count as excitatory or inhibitory.
-    """
-    if not 0 <= margin < 1:
-        raise ValueError(f"margin must be in [0, 1), got {margin!r}.")
-    b = balance(kernel)
-    return "excitatory" if b > margin else ("inhibitory" if b < -margin else "mixed")
+    """``"excitatory"``, ``"inhibitory"`` or ``"mixed"``: labkit's rule (:func:`labkit.circuits.polarity`),
+    the one every label and figure of Lab 5 uses."""
+    return _polarity(kernel, margin)[0]
 
 
 def top_k(kernels: torch.Tensor, k: int) -> List[int]:

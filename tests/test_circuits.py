@@ -75,7 +75,9 @@ def test_strongest_matches_direct_computation(lite0):
         kernel = weight[row["input_channel"]]
         assert torch.equal(row["kernel"], kernel.cpu())
         total = float(kernel.sum())
-        assert row["polarity"] == ("excitatory" if total > 0 else "inhibitory")
+        b = (row["positive_mass"] - row["negative_mass"]) / (row["positive_mass"] + row["negative_mass"])
+        assert row["polarity"] == ("excitatory" if b > C.POLARITY_MARGIN else "inhibitory" if b < -C.POLARITY_MARGIN
+                                   else "mixed"), (row, total)
         assert row["positive_mass"] - row["negative_mass"] == pytest.approx(total, abs=1e-6)
         assert row["feeding_layer"] == "blocks.2.1.conv_pwl"
     text = str(table)
@@ -88,9 +90,14 @@ def test_polarity_on_hand_made_kernels():
     label, pos, neg = C.polarity(kernel)
     assert (label, pos, neg) == ("excitatory", pytest.approx(1.2), pytest.approx(0.6))
     assert C.polarity(-kernel)[0] == "inhibitory"
-    # many small positives can outweigh one large negative: polarity is the sign of the sum
-    assert C.polarity(torch.tensor([0.3, 0.3, 0.3, -0.8]))[0] == "excitatory"
-    assert C.polarity(torch.tensor([1.0, -1.0]))[0] == "balanced"
+    # many small positives can outweigh one large negative: with no margin, polarity is the sign of the sum
+    assert C.polarity(torch.tensor([0.3, 0.3, 0.3, -0.8]), margin=0.0)[0] == "excitatory"
+    # ... but 0.9 against 0.8 is within the default margin: a mixed kernel, not an excitatory one
+    assert C.polarity(torch.tensor([0.3, 0.3, 0.3, -0.8]))[0] == "mixed"
+    assert C.polarity(torch.tensor([1.0, -1.0]), margin=0.0)[0] == "mixed"
+    assert C.balance(torch.tensor([3.0, -1.0])) == 0.5 and C.polarity(torch.tensor([3.0, -1.0]))[0] == "excitatory"
+    with pytest.raises(ValueError, match="margin"):
+        C.polarity(torch.tensor([1.0]), margin=1.0)
 
     conv = nn.Conv2d(3, 2, 3, bias=False)
     with torch.no_grad():

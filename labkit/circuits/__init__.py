@@ -38,6 +38,8 @@ __all__ = [
     "input_channels",
     "kernel_norms",
     "input_norms",
+    "POLARITY_MARGIN",
+    "balance",
     "polarity",
     "feeding_layer",
     "strongest",
@@ -144,18 +146,35 @@ def input_norms(model: nn.Module, layer, channel: int, by: str = "l2") -> torch.
     return kernel_norms(input_kernels(model, layer, channel), by)
 
 
-def polarity(kernel: torch.Tensor) -> Tuple[str, float, float]:
-    """Call one kernel excitatory or inhibitory: ``(label, positive_mass, negative_mass)``.
+#: A kernel is "mixed" when its net mass (positive - negative) is within this fraction of its total mass.
+POLARITY_MARGIN = 0.25
 
-    ``positive_mass`` is the sum of the positive coefficients, ``negative_mass`` the sum of the absolute
-    values of the negative ones. The label is ``"excitatory"`` when positive mass > negative mass (the
-    coefficients sum to more than 0: the input channel, where it fires, raises the unit), ``"inhibitory"``
-    when it is smaller, and ``"balanced"`` when they are exactly equal.
+
+def balance(kernel: torch.Tensor) -> float:
+    """``(P - N) / (P + N)`` in [-1, 1]: P the sum of the positive coefficients, N of the |negative| ones.
+
+    +1: all positive; -1: all negative; 0: equal masses (and 0 for an all-zero kernel).
     """
     k = kernel.detach().cpu().to(torch.float64)
-    pos = float(k.clamp(min=0).sum())
-    neg = float((-k).clamp(min=0).sum())
-    label = "excitatory" if pos > neg else ("inhibitory" if neg > pos else "balanced")
+    pos, neg = float(k.clamp(min=0).sum()), float((-k).clamp(min=0).sum())
+    return (pos - neg) / (pos + neg) if pos + neg > 0 else 0.0
+
+
+def polarity(kernel: torch.Tensor, margin: float = POLARITY_MARGIN) -> Tuple[str, float, float]:
+    """Call one kernel excitatory, inhibitory or mixed: ``(label, positive_mass, negative_mass)``.
+
+    ``positive_mass`` is the sum of the positive coefficients, ``negative_mass`` the sum of the absolute
+    values of the negative ones. The label is ``"excitatory"`` when :func:`balance` > ``margin`` (the
+    input channel, where it fires, raises the unit), ``"inhibitory"`` when it is < ``-margin``, and
+    ``"mixed"`` in between: with the default 0.25 a kernel needs more than 62.5 % of its absolute mass
+    on one side to get a sign. ``margin=0`` gives the plain sign of the sum (exact ties stay mixed).
+    """
+    if not 0 <= margin < 1:
+        raise ValueError(f"margin must be in [0, 1), got {margin!r}.")
+    k = kernel.detach().cpu().to(torch.float64)
+    pos, neg = float(k.clamp(min=0).sum()), float((-k).clamp(min=0).sum())
+    b = balance(k)
+    label = "excitatory" if b > margin else ("inhibitory" if b < -margin else "mixed")
     return label, pos, neg
 
 

@@ -27,6 +27,7 @@ def weight_cmap():
 
 
 def _polarity_color(label: Optional[str]) -> str:
+    """Orange / blue for a signed kernel; grey for a mixed one (labkit.circuits.polarity's labels)."""
     return {"excitatory": EXCITATORY_COLOR, "inhibitory": INHIBITORY_COLOR}.get(label or "", "0.5")
 
 
