@@ -2,9 +2,10 @@
 import dataclasses
 
 import pytest
+import torch
 
 from course.roles import ROLES, LabRoles, roles_for
-from labkit.layers import check_channels, layer_info
+from labkit.layers import check_channels, hooks, layer_info, layers
 from labkit.models import load_model, model_names
 
 
@@ -18,6 +19,27 @@ def test_roles_name_real_layers_and_channels(name):
     check_channels(model, roles.mid_conv, roles.mid_channels)
     check_channels(model, roles.quant_layer, roles.quant_channel)
     check_channels(model, roles.circuit_layer, roles.circuit_channel)
+    # Lab 6: inversion layers shallow -> middle -> deep, style layers likewise, each a layer of the
+    # forward pass that runs once (so a truncated capture reads its only output)
+    order = {row.name: i for i, row in enumerate(layers(model))}
+    assert len(roles.invert_layers) == 3 and len(roles.style_layers) >= 2, name
+    for field in ("invert_layers", "style_layers"):
+        picked = getattr(roles, field)
+        rows = [layer_info(model, layer) for layer in picked]
+        assert [order[row.name] for row in rows] == sorted(order[row.name] for row in rows), (name, field)
+        assert len(set(picked)) == len(picked), (name, field)
+        sizes = [row.out_shape[-1] for row in rows]
+        assert sizes == sorted(sizes, reverse=True), (name, field, sizes)  # resolution never grows with depth
+    deep = [layer_info(model, layer).out_shape[-1] for layer in roles.invert_layers]
+    assert deep[0] > deep[-1], (name, deep)  # the deep layer really is coarser than the shallow one
+    calls = {layer: 0 for layer in (*roles.invert_layers, *roles.style_layers)}
+    with hooks() as handles:
+        for layer in calls:
+            handles.append(model.get_submodule(layer).register_forward_hook(
+                lambda m, args, out, layer=layer: calls.__setitem__(layer, calls[layer] + 1)))
+        with torch.no_grad():
+            model(torch.zeros(1, 3, 64, 64))
+    assert set(calls.values()) == {1}, (name, calls)
 
 
 def test_every_model_has_roles_and_rows_are_frozen():

@@ -88,6 +88,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
+from course.roles import roles_for
 from labkit import featurevis, images, layers
 from labkit.models import load_model, model_names, weights_available
 
@@ -97,22 +98,11 @@ info = model.labkit
 print(f"model: {info.name} ({info.source}) on {DEVICE}; input {info.input_size} px, "
       f"normalised with mean {info.mean}, std {info.std}")
 
-# The layers this lab reads, per model family: a shallow, a middle and a deep layer for inversion
-# (after the non-linearity on VGG: relu2_2, relu4_3/relu4_4, relu5_3/relu5_4) and Gatys et al.'s first
-# style layers (relu1_1, relu2_1, relu3_1). Other models: evenly spaced conv layers.
-LAB6_LAYERS = {
-    "vgg16": dict(invert=("features.8", "features.22", "features.29"), style=("features.1", "features.6", "features.11")),
-    "vgg19": dict(invert=("features.8", "features.26", "features.35"), style=("features.1", "features.6", "features.11")),
-    "efficientnet_lite0": dict(invert=("blocks.1.1.conv_pwl", "blocks.3.2.conv_pwl", "blocks.5.3.conv_pwl"),
-                               style=("blocks.0.0.conv_pw", "blocks.1.1.conv_pwl", "blocks.2.1.conv_pwl")),
-}
-LAB6_LAYERS["vgg19_caffe"] = LAB6_LAYERS["vgg19"]
-if info.name in LAB6_LAYERS:
-    INVERT_LAYERS, STYLE_LAYERS = LAB6_LAYERS[info.name]["invert"], LAB6_LAYERS[info.name]["style"]
-else:
-    _convs = [row.name for row in layers.layers(model).conv()]
-    INVERT_LAYERS = tuple(_convs[int(f * (len(_convs) - 1))] for f in (0.15, 0.5, 0.9))
-    STYLE_LAYERS = tuple(_convs[i] for i in (0, 2, 4))
+# The layers this lab reads (course/roles.py, one row per model): a shallow, a middle and a deep layer
+# for inversion (after the non-linearity on VGG: relu2_2, relu4_3/relu4_4, relu5_3/relu5_4) and
+# Gatys et al.'s first style layers (VGG: relu1_1, relu2_1, relu3_1).
+roles = roles_for(model)
+INVERT_LAYERS, STYLE_LAYERS = roles.invert_layers, roles.style_layers
 print(f"inversion layers (shallow, middle, deep): {INVERT_LAYERS}; style layers: {STYLE_LAYERS}")
 
 
