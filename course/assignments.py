@@ -260,6 +260,21 @@ def autograde(course: Path, lab: str = "*", *, check: bool = True,
     return nbgrader(["autograde", lab, "--force"], course, check=check, env=env)
 
 
+def safe_autograde(course: Path, lab: str, *, workers: int = 2) -> None:
+    """Grade every submission of ``lab`` the way ``make autograde`` does (course.grading: sandboxed
+    kernels, verdicts in the trusted grader, feedback and export); raises if the run fails."""
+    from course.grading import autograde as grading
+
+    env_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = kernel_env()["PATH"]  # nbgrader and the kernel from this environment
+    try:
+        rc = grading.main(["run", "--lab", lab, "--course", str(course), "--workers", str(workers), "--quiet"])
+    finally:
+        os.environ["PATH"] = env_path
+    if rc != 0:
+        raise PipelineError(f"{lab}: safe autograding failed (exit {rc}); see {course}/grades/{lab}/")
+
+
 def generate_feedback(course: Path, lab: str = "*", *, check: bool = True,
                       env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     """``nbgrader generate_feedback LAB --force``: feedback/<student>/<lab>/<lab>.html."""
@@ -355,8 +370,7 @@ def run_autograde_demo(labs: Sequence[str], dest: Path = DEMO_DIR) -> List[Dict]
         generate_solution(course, lab, execute=False)  # autograde runs alice's copy anyway
         for student, step in DEMO_STUDENTS.items():
             submit(course, student, lab, notebook_path(course, step, lab))
-        autograde(course, lab)
-        generate_feedback(course, lab)
+        safe_autograde(course, lab)
         print(f"  graded  {lab}: {', '.join(f'{s} ({w})' for s, w in DEMO_STUDENTS.items())} "
               f"({time.time() - t0:.0f} s)", flush=True)
     grades = export_grades(course, course / "grades.csv")
