@@ -66,7 +66,7 @@ from tqdm.auto import tqdm
 
 from course.roles import roles_for
 from labkit.featurevis import color_penalty, dataset_examples, scharr_edges, visualize
-from labkit.images import denormalize, deprocess, normalize, preprocess, sample_images
+from labkit.images import denormalize, deprocess, labelled_images, normalize
 from labkit.layers import activations, layer_info, layers
 from labkit.models import load_model
 from labkit.plot import filter_grid
@@ -293,9 +293,11 @@ plt.show()
 #
 # On VGG16 that is `features.10` (conv3_1); on other models the setup cell printed the layer and
 # filters used instead (`L_MID`, `MID_FILTERS`). The top row is your `ascend`, one filter at a time;
-# the bottom row labkit's preset, all five filters in **one** batched call. The second figure shows, for each filter, the two patches of the photos shipped with labkit
-# that excite it most (its receptive field around the strongest position): real-world evidence
-# for what the synthetic pictures suggest.
+# the bottom row labkit's preset, all five filters in **one** batched call. The second figure
+# shows, for each filter, the two patches of the course's labelled photo set
+# (`labelled_images()`; the cell prints how many photos) that excite it most (its receptive field
+# around the strongest position), titled with the photo's class: real-world evidence for what the
+# synthetic pictures suggest.
 
 # %% id="mid_filters"
 mid_yours = []
@@ -318,17 +320,20 @@ fig.suptitle(f"{L_MID}: five filters")
 plt.show()
 
 # %% id="mid_examples"
-photo_names = list(sample_images())
-photos = preprocess(photo_names, model)  # all shipped photos, once: [N,3,224,224]
-crops, titles = [], []
-for f in MID_FILTERS:
-    best = dataset_examples(model, L_MID, f, photos, k=2, progress=False)
+labelled = labelled_images()  # (path, class index) of every labelled photo
+class_names = model.labkit.classes
+crops, titles, sources = [], [], []
+for f in MID_FILTERS:  # dataset_examples reads the photos from disk in batches: never all in memory at once
+    best = dataset_examples(model, L_MID, f, [path for path, _ in labelled], k=2, progress=False)
     for crop, i in zip(best.crops, best.indices):
         crops.append(torch.nn.functional.interpolate(crop[None], size=(80, 80), mode="bilinear")[0])
-        titles.append(f"#{f}: {photo_names[i]}")
+        titles.append(f"#{f}: {class_names[labelled[i][1]][:16]}")
+        sources.append(i)
 filter_grid(torch.stack(crops).clamp(0, 1), titles=titles, ncols=2 * len(MID_FILTERS),
-            suptitle=f"{L_MID}: the two photo patches that excite each filter most")
+            suptitle=f"{L_MID}: the two patches of {len(labelled)} photos that excite each filter most")
 plt.show()
+print(f"searched {len(labelled)} labelled photos ({len({t for _, t in labelled})} classes); "
+      f"the {len(crops)} top patches come from {len(set(sources))} different photos")
 
 # %% [markdown]
 # ### Your answer to Question 2(b) (2 pts)
@@ -436,7 +441,7 @@ FeatureVisExplorer(model, all_conv, layer=L_MID, channel=MID_FILTERS[0],
 
 # %% [markdown]
 # Things to try (ungraded): change the penalty weights in `schneider` above (what happens at 0?
-# at 5?), the number of octaves, another photo (`sample_images()` lists them), or a filter of a
+# at 5?), the number of octaves, another photo (`labkit.images.sample_images()` lists them), or a filter of a
 # deeper layer. Use the scratch cell below.
 
 # %% kind="free"

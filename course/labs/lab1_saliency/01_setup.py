@@ -68,6 +68,7 @@ FAST, DEVICE = lab_settings()  # FAST: $LABKIT_FAST=1 (small, quick settings); D
 OCCLUSION = dict(window=64, stride=40) if FAST else dict(window=32, stride=16)  # pixels
 SMOOTHGRAD_SAMPLES = 4 if FAST else 32
 SANITY_STEPS = 3 if FAST else 12  # layers randomised in the sanity check (from the top)
+SANITY_PHOTOS = 16 if FAST else 32  # labelled photos in the sanity check (the bee and a seeded random subset)
 
 # %% id="load_model"
 import matplotlib.pyplot as plt

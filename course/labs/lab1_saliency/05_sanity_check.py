@@ -7,41 +7,68 @@
 # that explains the *model* must change as the model is destroyed; one that keeps looking the same
 # is mostly showing the image (edges), whatever the weights. The curve shows the Spearman rank
 # correlation with the original map (of `|map|`): 1 = the same ranking of pixels, 0 = unrelated,
-# negative = the ranking turned round (what was most salient is now least). An `x` marks a step where
-# the map became constant (all zero), so no ranking exists. labkit works on a copy of the model, so
-# `model` itself is untouched. Below the curves are the maps themselves, one row per method, as the
-# layers are randomised (left: the trained model).
+# negative = the ranking turned round (what was most salient is now least). One photo proves
+# little, so the check runs on the bee and a fixed random choice of the course's labelled photo set
+# (`images.labelled_images()`, each photo explained for its own class; the cell prints how many):
+# the curve is the mean over the photos, the shaded band the middle half of them. An `x` marks a
+# step where the map became constant (all zero) on every photo, so no ranking exists; the printed
+# rows say on how many photos it did. labkit works on a copy of the model, so `model` itself is
+# untouched. Below the curves are the bee's maps, one row per method, as the layers are randomised
+# (left: the trained model).
 
 # %% id="fig_sanity"
-bee = x[2:3]
+labelled = images.labelled_images()  # (path, class index) of every labelled photo
+bee_path = next(path for path, target in labelled if path.name == "bee.jpg")
+others = [pair for pair in labelled if pair[0] != bee_path]
+chosen = [(bee_path, targets[2])] + [others[i] for i in np.random.default_rng(0).permutation(len(others))[:SANITY_PHOTOS - 1]]
+sanity_x = images.preprocess([path for path, _ in chosen], model)  # [N,3,H,W], the bee first
+sanity_targets = [target for _, target in chosen]
+print(f"sanity check on {len(chosen)} of the {len(labelled)} labelled photos "
+      f"({len(set(sanity_targets))} classes; each map explains the photo's own class)")
 SANITY_METHODS = {"vanilla": saliency.vanilla, "guided_backprop": saliency.guided_backprop,
                   "grad_cam": saliency.grad_cam}
-randomised_maps = {}  # method -> the map at each step (step 0: the trained model), [H,W] each
+randomised_maps = {}  # method -> the bee's map at each step (step 0: the trained model), [H,W] each
 
 
-def recording(name, method):
-    """The method, keeping a copy of every map it makes (so that we can look at them)."""
+def recording(name, method, n_images):
+    """The method, keeping a copy of the bee's map (image 0) at every step (so that we can look at it).
+
+    sanity_check gives the method the n_images photos in order (in chunks), once per step."""
+    seen = 0
+
     def run(net, inputs, target):
+        nonlocal seen
         out = method(net, inputs, target)
-        randomised_maps.setdefault(name, []).append(out.detach().abs().reshape(-1, *out.shape[-2:]).amax(0).cpu())
+        if seen % n_images == 0:  # this chunk starts with image 0, the bee
+            randomised_maps.setdefault(name, []).append(out[0].detach().abs().reshape(-1, *out.shape[-2:]).amax(0).cpu())
+        seen += inputs.shape[0]
         return out
     run.__name__ = name
     return run
 
 
-checks = {name: saliency.sanity_check(model, bee, targets[2], recording(name, method), max_steps=SANITY_STEPS,
-                                      seed=0, progress=not FAST)
+checks = {name: saliency.sanity_check(model, sanity_x, sanity_targets, recording(name, method, len(chosen)),
+                                      max_steps=SANITY_STEPS, seed=0, progress=not FAST)
           for name, method in SANITY_METHODS.items()}
-fig = plot.plot_sanity(checks)
+fig = plot.plot_sanity(checks, title=f"Cascading randomisation, mean over {len(chosen)} photos")
+lines = {line.get_label(): line for line in fig.axes[0].lines}
+for name, result in checks.items():
+    per_image = np.array([r["spearman_per_image"] for r in result], dtype=float)  # [steps, photos]
+    if np.isfinite(per_image).any(axis=1).all():
+        low, high = np.nanpercentile(per_image, [25, 75], axis=1)
+        fig.axes[0].fill_between(range(len(result)), low, high, color=lines[name].get_color(), alpha=0.15, linewidth=0)
 plt.show()
+print("mean Spearman over the photos at each step (shaded: the middle half of the photos);"
+      " 'constant' counts photos whose map became all zero")
 for name, result in checks.items():
     rho = [float(r["spearman"]) for r in result]
     defined = [(r["layer"], v) for r, v in zip(result, rho) if v == v][1:]
-    constant = [r["layer"] for r, v in zip(result, rho) if v != v]
+    constant = [(r["layer"], sum(v != v for v in r["spearman_per_image"])) for r in result]
+    constant = [(layer, n) for layer, n in constant if n]
     lowest = min(defined, key=lambda lv: lv[1]) if defined else None
     print(f"{name:>16}: " + " ".join("  x  " if v != v else f"{v:+.2f}" for v in rho)
           + (f" | lowest {lowest[1]:+.2f} (at {lowest[0]})" if lowest else "")
-          + (f" | map constant from {constant[0]}" if constant else ""))
+          + (f" | constant on {constant[0][1]} of {len(chosen)} photos from {constant[0][0]}" if constant else ""))
 assert layers.forward_hooks_count(model) == 0
 
 # %% id="fig_sanity_maps"
@@ -52,7 +79,7 @@ fig, axes = plt.subplots(len(checks), len(shown) + 1, figsize=(2.3 * (len(shown)
 for row, (name, result) in enumerate(checks.items()):
     assert len(randomised_maps[name]) == len(result), "one map per randomisation step"
     axes[row, 0].imshow(photos[2])
-    axes[row, 0].set_title(name, fontsize=9)
+    axes[row, 0].set_title(f"{name}\n(photo 1 of {len(chosen)})", fontsize=9)
     for col, step in enumerate(shown, start=1):
         m = randomised_maps[name][step]
         top = float(m.flatten().quantile(0.99))
