@@ -159,10 +159,12 @@ def bwrap_args(cfg: dict, cmd: List[str], bwrap: str, *, as_root: bool) -> List[
     else:
         args += ["--unshare-user"]
     _mount_system(args)
-    args += _parent_dirs(cfg)
+    # The fresh /tmp and home first, then the folders above the mount points: a course (and its venv)
+    # checked out under /tmp keeps its parents inside the new tmpfs instead of under it.
     args += ["--proc", "/proc", "--dev", "/dev",
              "--size", str(int(sizes.get("tmp", 512)) * mb), "--perms", "1777", "--tmpfs", "/tmp",
              "--size", str(int(sizes.get("home", 768)) * mb), "--perms", "0777", "--tmpfs", HOME]
+    args += _parent_dirs(cfg)
     for path in cfg.get("ro", []):
         if os.path.exists(path):
             args += ["--ro-bind", path, path]
