@@ -65,7 +65,7 @@ import torch
 from course import circuit_study as cs
 from course.roles import circuit_model_name, roles_for
 from labkit.featurevis import dataset_examples, visualize
-from labkit.images import denormalize, preprocess, sample_images
+from labkit.images import denormalize, labelled_images, preprocess
 from labkit.layers import layer_info, layers
 from labkit.models import load_model
 from labkit.plot import dataset_examples_figure, filter_grid, norm_histogram
@@ -187,15 +187,12 @@ plt.show()
 
 # %% [markdown]
 # **Dataset examples.** Synthetic images can mislead, so also look at real photos: which of the
-# photos shipped with labkit excite the unit most, and where? The yellow box (and the crop below
+# labelled photos shipped with labkit excite the unit most, and where? The yellow box (and the crop below
 # each photo) is the unit's receptive field around its strongest position; the synthetic image is
 # on the left.
 
 # %% id="dataset_examples"
-from labkit import images as _images
-
-PHOTOS = ([p for p, _ in _images.labelled_images()] if hasattr(_images, "labelled_images")
-          else list(sample_images().values()))  # every shipped photo
+PHOTOS = [path for path, _ in labelled_images()]  # the labelled photo set (data/images/labelled/)
 examples = dataset_examples(model, L_C, U_C, PHOTOS, k=6)
 print(f"searched {len(PHOTOS)} photos")
 print("photos, strongest first:", ", ".join(f"{Path(s).stem} ({v:.3g})"
