@@ -57,6 +57,7 @@ for name, result in checks.items():
     if np.isfinite(per_image).any(axis=1).all():
         low, high = np.nanpercentile(per_image, [25, 75], axis=1)
         fig.axes[0].fill_between(range(len(result)), low, high, color=lines[name].get_color(), alpha=0.15, linewidth=0)
+        fig.axes[0].set_ylim(min(fig.axes[0].get_ylim()[0], float(np.nanmin(low)) - 0.05), 1.05)
 plt.show()
 print("mean Spearman over the photos at each step (shaded: the middle half of the photos);"
       " 'constant' counts photos whose map became all zero")
@@ -68,7 +69,8 @@ for name, result in checks.items():
     lowest = min(defined, key=lambda lv: lv[1]) if defined else None
     print(f"{name:>16}: " + " ".join("  x  " if v != v else f"{v:+.2f}" for v in rho)
           + (f" | lowest {lowest[1]:+.2f} (at {lowest[0]})" if lowest else "")
-          + (f" | constant on {constant[0][1]} of {len(chosen)} photos from {constant[0][0]}" if constant else ""))
+          + (f" | constant on up to {max(n for _, n in constant)} of {len(chosen)} photos (first at {constant[0][0]})"
+             if constant else ""))
 assert layers.forward_hooks_count(model) == 0
 
 # %% id="fig_sanity_maps"
@@ -85,7 +87,7 @@ for row, (name, result) in enumerate(checks.items()):
         top = float(m.flatten().quantile(0.99))
         axes[row, col].imshow(torch.minimum(m, torch.tensor(top)) if top > 0 else m, cmap="gray")
         label = "trained" if step == 0 else f"random to {result[step]['layer']}"
-        rho = float(result[step]["spearman"])
+        rho = float(result[step]["spearman_per_image"][0])  # the bee's own correlation (the curve: the mean)
         axes[row, col].set_title(f"{label}\n" + ("constant" if rho != rho else f"rho {rho:+.2f}"), fontsize=8)
 for ax in axes.flat:
     ax.set_axis_off()
@@ -117,12 +119,13 @@ plt.show()
 # * **Vanilla gradient:** the correlation drops as soon as the classifier is random and the maps
 #   turn into different speckle: it depends on the learned weights and passes.
 # * **Grad-CAM:** it reads the last conv layer and the gradient of the class score, so randomising
-#   the classifier alone changes it strongly (on EfficientNet-Lite0 the first step gives a
-#   *negative* correlation: the map turned round). Once its own layer is random the map may
-#   correlate again (it then follows where the random features respond strongly, i.e. the image,
-#   not the model), and further down it becomes constant (all zero after its ReLU: `x`). The first
-#   step is what the test is about: it passes. A student who reads the rise as "Grad-CAM fails"
-#   has misread the test.
+#   the classifier alone changes it strongly (on EfficientNet-Lite0 the mean correlation over the
+#   printed number of photos falls to about zero at the first step, with a wide band: on many photos
+#   it is negative, the map turned round). Once its own layer is random the map may correlate again
+#   (it then follows where the random features respond strongly, i.e. the image, not the model),
+#   and on some photos it becomes constant (all zero after its ReLU: the printed count, or `x` once
+#   every photo's is). The first step is what the test is about: it passes. A student who reads the
+#   rise as "Grad-CAM fails" has misread the test.
 # * **Guided backprop:** the correlation stays high far down the cascade and the maps keep
 #   showing the bee's edges: it fails. With negative gradients stopped at every ReLU the map is
 #   dominated by the input's edges and the low layers, like an edge detector, whatever the weights.
