@@ -1,5 +1,7 @@
-"""Shared fixtures: the bundled real model, loaded once per test session."""
+"""Shared fixtures: the bundled real model, loaded once per test session; a stand-in grading kernel."""
 import os
+import sys
+import types
 
 import matplotlib
 import pytest
@@ -22,3 +24,23 @@ def vgg16_random():
     from labkit.models import load_model
 
     return load_model("vgg16", pretrained=False, device="cpu")
+
+
+@pytest.fixture
+def kernel(monkeypatch):
+    """A stand-in kernel for the grading protocol: a fresh __main__ module; run(code) returns the reply
+    text the trusted grader would read (course/grading/wire.py)."""
+    from course.grading import wire
+
+    main = types.ModuleType("__main__")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    replies = []
+    import IPython.display
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: replies.append(obj[wire.MIME]))
+
+    def run(code):
+        exec(code, main.__dict__)  # noqa: S102 - test stand-in for the kernel
+        return replies.pop()
+
+    return main, run

@@ -16,21 +16,9 @@ sys.path.insert(0, str(ROOT))
 
 from course.grading import execution, isolation  # noqa: E402
 from course.grading.settings import Settings  # noqa: E402
+from grading_zoo import sandbox_processes  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the grading sandbox is Linux-only")
-
-
-def _processes(marker):
-    """Processes whose command line mentions ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 def _safe_execute(tmp_path, monkeypatch, sources, **traits):
@@ -52,9 +40,9 @@ def _safe_execute(tmp_path, monkeypatch, sources, **traits):
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
     gone = time.monotonic() + 30
-    while (_processes(str(scratch)) or _processes(str(runtime))) and time.monotonic() < gone:
+    while (sandbox_processes(str(scratch)) or sandbox_processes(str(runtime))) and time.monotonic() < gone:
         time.sleep(0.2)
-    assert not _processes(str(scratch)) and not _processes(str(runtime)), "a kernel outlived its notebook"
+    assert not sandbox_processes(str(scratch)) and not sandbox_processes(str(runtime)), "a kernel outlived its notebook"
     return nb, json.loads((scratch / "execution.json").read_text())
 
 

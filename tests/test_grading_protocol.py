@@ -22,23 +22,6 @@ sys.path.insert(0, str(ROOT))
 from course.grading import forbid, verdicts, wire  # noqa: E402
 
 
-@pytest.fixture
-def kernel(monkeypatch):
-    """A stand-in kernel: a fresh __main__ module; run(code) returns the reply text the grader would read."""
-    main = types.ModuleType("__main__")
-    monkeypatch.setitem(sys.modules, "__main__", main)
-    replies = []
-    import IPython.display
-
-    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: replies.append(obj[wire.MIME]))
-
-    def run(code):
-        exec(code, main.__dict__)  # noqa: S102 - test stand-in for the kernel
-        return replies.pop()
-
-    return main, run
-
-
 def test_replies_round_trip_every_data_type(kernel):
     main, run = kernel
     main.f = lambda: (torch.arange(3.0), np.ones((2, 2)), np.float32(1.5), {"a": [1, "x", None, True]},

@@ -177,23 +177,6 @@ def test_graded_tests_forbid_the_library_and_wrappers_are_caught(notebook):
             f"the honest solution of {name} is flagged: {forbid.violations([solutions[name]], spec.forbid, aliases)}")
 
 
-@pytest.fixture
-def kernel(monkeypatch):
-    """A stand-in kernel (as in tests/test_grading_protocol.py): run(code) returns the reply text."""
-    main = types.ModuleType("__main__")
-    monkeypatch.setitem(sys.modules, "__main__", main)
-    replies = []
-    import IPython.display
-
-    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: replies.append(obj[wire.MIME]))
-
-    def run(code):
-        exec(code, main.__dict__)  # noqa: S102 - test stand-in for the kernel
-        return replies.pop()
-
-    return main, run
-
-
 def test_a_wrapper_raises_in_the_kernel_and_the_honest_gram_does_not(kernel, notebook):
     main, run = kernel
     exec(_strip_markers(_cells(notebook, "solution")["gram"]), main.__dict__)  # noqa: S102
