@@ -19,6 +19,9 @@ method: the Duke feedback signal, mean |activation| of the filter's channel. Met
   mean |activation|, lucent's full-model hooks and full forward pass; the lite0 normalisation
   (mean = std = 0.5) is appended as the last transform (lucent's own assumes ImageNet's).
 * ``labkit quality``: ``visualize(preset="quality", objective="mean_abs")``: lucent's recipe in labkit.
+* ``labkit quality, no transforms``: the same without the random transforms: how much of the
+  activation gap to the handout is the price of transformation robustness, and how much the
+  Fourier parameterisation's.
 
 Each method runs in its own subprocess, so its peak resident memory (``ru_maxrss``) is its own;
 we report the growth over the process's peak after loading the model and torch (and
@@ -44,7 +47,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("handout loop", "labkit handout", "labkit quality", "lucent render_vis")
+METHODS = ("handout loop", "labkit handout", "labkit quality", "labkit quality, no transforms", "lucent render_vis")
 
 
 # --------------------------------------------------------------------------- the methods (child side)
@@ -87,10 +90,11 @@ def handout_loop(model, layer, filters, steps, size, device):
     return torch.cat(images)  # the weights keep the .grad the loop gave them (reported in the table)
 
 
-def labkit_run(model, layer, filters, steps, size, device, preset):
+def labkit_run(model, layer, filters, steps, size, device, preset, **extra):
     from labkit.featurevis import visualize
 
-    extra = {"objective": "mean_abs"} if preset == "quality" else {}
+    if preset == "quality":
+        extra["objective"] = "mean_abs"
     return visualize(model, layer, filters, preset=preset, steps=steps, size=size, progress=False, **extra).images
 
 
@@ -133,6 +137,9 @@ def child(args) -> None:
         images = labkit_run(model, args.layer, args.filters, args.steps, args.size, args.device, "handout")
     elif args.method == "labkit quality":
         images = labkit_run(model, args.layer, args.filters, args.steps, args.size, args.device, "quality")
+    elif args.method == "labkit quality, no transforms":
+        images = labkit_run(model, args.layer, args.filters, args.steps, args.size, args.device, "quality",
+                            transforms=[])
     else:
         images = lucent_run(model, args.layer, args.filters, args.steps, args.size, args.device)
     if cuda:
