@@ -18,7 +18,8 @@ method: the Duke feedback signal, mean |activation| of the filter's channel. Met
   transforms, Adam lr 0.05), all filters in one batch (``param.image(size, batch=F)``), objective
   mean |activation|, lucent's full-model hooks and full forward pass; the lite0 normalisation
   (mean = std = 0.5) is appended as the last transform (lucent's own assumes ImageNet's).
-* ``labkit quality``: ``visualize(preset="quality", objective="mean_abs")``: lucent's recipe in labkit.
+* ``labkit quality``: ``visualize(preset="quality", objective="mean_abs")``: lucid's decorrelated Fourier
+  image and Adam lr 0.05, with labkit's standard transforms (one random scale/rotation/shift per step).
 * ``labkit quality, no transforms``: the same without the random transforms: how much of the
   activation gap to the handout is the price of transformation robustness, and how much the
   Fourier parameterisation's.

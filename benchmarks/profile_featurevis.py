@@ -12,7 +12,8 @@ on a shared machine the CPU time of a one-thread run is the steadier figure. The
 * the network as loaded vs the frozen copy with batch norms folded into the convolutions;
 * channels-last memory layout; bf16 / fp16 autocast (bf16 on CPUs that have it);
 * images per forward/backward pass (``batch_size``);
-* the cost of the Fourier parameterisation and of lucent's standard transforms on top;
+* the cost of the Fourier parameterisation and of the transforms on top: labkit's one random
+  affine (``standard_transforms``) and lucent's pad/jitter/scale/rotate/jitter chain;
 
 and, for autocast, how far the final activation of a whole ``visualize`` run moves from float32
 (kept only when within 2%). Everything runs in this one process, on the same inputs, so compare
@@ -82,10 +83,14 @@ def main(argv=None) -> int:
             batch_size=bs)
     add("folded + channels-last, batch 2 + fft parameterisation", fast=True, channels_last=True, batch_size=2,
         param="fft")
-    add("folded + channels-last, batch 2 + standard transforms", fast=True, channels_last=True, batch_size=2,
-        transforms="standard")
+    add("folded + channels-last, batch 2 + standard transforms (one random affine)", fast=True, channels_last=True,
+        batch_size=2, transforms="standard")
+    add("folded + channels-last, batch 2 + lucent's transform chain (pad, jitter, scale, rotate, jitter)", fast=True,
+        channels_last=True, batch_size=2, transforms=fv.lucent_transforms())
     add("folded + channels-last, batch 2 + fft + standard transforms (quality recipe)", fast=True,
         channels_last=True, batch_size=2, param="fft", transforms="standard")
+    add("folded + channels-last, batch 2 + fft + lucent's transform chain", fast=True,
+        channels_last=True, batch_size=2, param="fft", transforms=fv.lucent_transforms())
 
     def run(kw):
         fv.visualize(model, args.layer, args.channels, preset="handout", steps=args.steps, size=args.size,

@@ -294,7 +294,8 @@ def test_transforms_draw_randomness_per_image():
         return [torch.Generator().manual_seed(s) for s in seeds]
 
     batched = seq(x, gens([5, 6, 7]))
-    assert batched.shape == (3, 3, 48, 48)  # padded by 12 on every side
+    assert batched.shape == x.shape  # one resampling at the image's own size
+    assert fv.Compose(fv.lucent_transforms())(x, gens([5, 6, 7])).shape == (3, 3, 48, 48)  # lucent pads by 12
     for i, s in enumerate([5, 6, 7]):
         assert torch.allclose(seq(x[i:i + 1], gens([s]))[0], batched[i], atol=1e-6)
     assert not torch.allclose(batched[0], seq(x[:1], gens([8]))[0])
@@ -303,6 +304,30 @@ def test_transforms_draw_randomness_per_image():
     rotated = fv.RandomRotate([90])(x, gens([0, 0, 0]))
     assert torch.allclose(rotated[:, :, 4:-4, 4:-4], torch.rot90(x, 1, dims=(2, 3))[:, :, 4:-4, 4:-4], atol=1e-5) or \
         torch.allclose(rotated[:, :, 4:-4, 4:-4], torch.rot90(x, -1, dims=(2, 3))[:, :, 4:-4, 4:-4], atol=1e-5)
+
+
+def test_random_affine_matches_exact_shifts_rotations_and_zooms():
+    x = torch.rand(2, 3, 20, 20, generator=torch.Generator().manual_seed(1))
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    shifted = fv.RandomAffine([1.0], [0], shift=5, fill=0.25)(x, gens)
+    for i, s in enumerate((3, 4)):  # the same draws as the transform: scale, angle, then (dy, dx)
+        g = torch.Generator().manual_seed(s)
+        torch.randint(1, (1,), generator=g), torch.randint(1, (1,), generator=g)
+        dy, dx = (int(v) for v in torch.randint(-5, 6, (2,), generator=g))
+        want = torch.full_like(x[i], 0.25)  # an exact whole-pixel shift, grey where nothing comes in
+        want[:, max(dy, 0):20 + min(dy, 0), max(dx, 0):20 + min(dx, 0)] = \
+            x[i][:, max(-dy, 0):20 + min(-dy, 0), max(-dx, 0):20 + min(-dx, 0)]
+        assert torch.allclose(shifted[i], want, atol=1e-5), (dy, dx)
+    turned = fv.RandomAffine([1.0], [90], shift=0)(x, gens)
+    assert torch.allclose(turned, torch.rot90(x, 1, dims=(2, 3)), atol=1e-5) or \
+        torch.allclose(turned, torch.rot90(x, -1, dims=(2, 3)), atol=1e-5)
+    zoomed = fv.RandomAffine([1.25], [0], shift=0)(x, gens)  # the separate zoom, inside the borders
+    assert torch.allclose(zoomed[..., 3:-3, 3:-3], fv.RandomScale([1.25])(x, gens)[..., 3:-3, 3:-3], atol=1e-5)
+    x.requires_grad_(True)
+    fv.RandomAffine([0.9, 1.1], range(-10, 11), shift=12)(x, gens).sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="shift"):
+        fv.RandomAffine([1.0], [0], shift=-1)
 
 
 def test_regularizers_match_independent_formulas():

@@ -7,7 +7,7 @@ Composable parts, lucent-style, and one loop that runs them:
 * :mod:`~labkit.featurevis.objectives`: what to maximise (``mean``, ``mean_abs``, ``neuron``,
   ``class_logit``, ``diversity``; add and scale them);
 * :mod:`~labkit.featurevis.param`: how images are parameterised (``pixel``, ``fft``);
-* :mod:`~labkit.featurevis.transforms`: random augmentations (``Jitter``, ``RandomScale``, ...);
+* :mod:`~labkit.featurevis.transforms`: random augmentations (``RandomAffine``, ``Jitter``, ``RandomScale``, ...);
 * :mod:`~labkit.featurevis.regularizers`: priors (``total_variation``, ``l2``, ``scharr_edges``,
   ``color_penalty``, ``blur_every``, ``weight_decay``);
 * :func:`visualize` (channels of a layer, with presets "quality" and "handout", octaves, photo
@@ -34,7 +34,8 @@ from .param import FFTImage, ImageParam, PixelImage, as_param, fft, pixel
 from .regularizers import ImageOp, blur_every, color_penalty, l2, scharr_edges, total_variation, weight_decay
 from .render import RenderResult, render, sample_generators
 from .style import gram
-from .transforms import Compose, Jitter, Pad, RandomRotate, RandomScale, standard_transforms
+from .transforms import (Compose, Jitter, Pad, RandomAffine, RandomRotate, RandomScale, lucent_transforms,
+                         standard_transforms)
 
 __all__ = [
     "render", "RenderResult", "sample_generators",
@@ -42,7 +43,8 @@ __all__ = [
     "class_visualization", "ClassVisResult", "invert", "InversionResult", "gram",
     "Objective", "StepState", "as_objective", "mean", "mean_abs", "neuron", "center", "class_logit", "diversity",
     "ImageParam", "PixelImage", "FFTImage", "pixel", "fft", "as_param",
-    "Compose", "Pad", "Jitter", "RandomScale", "RandomRotate", "standard_transforms",
+    "Compose", "Pad", "Jitter", "RandomScale", "RandomRotate", "RandomAffine", "standard_transforms",
+    "lucent_transforms",
     "ImageOp", "l2", "total_variation", "scharr_edges", "color_penalty", "blur_every", "weight_decay",
     "dataset_examples", "DatasetExamples", "fgsm", "targeted_attack", "AttackResult",
 ]

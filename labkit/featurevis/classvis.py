@@ -1,7 +1,7 @@
 """Class visualisation (Simonyan et al. 2014; lucid's class objectives): images the model takes for a class.
 
 Gradient ascent on the pre-softmax score of each class, through :func:`~labkit.featurevis.render`:
-by default lucid's decorrelated Fourier parameterisation with lucent's standard transforms, which
+by default lucid's decorrelated Fourier parameterisation with labkit's standard transforms, which
 keep the pictures from turning into adversarial pixel noise.
 """
 from __future__ import annotations
@@ -60,7 +60,8 @@ def class_visualization(model: nn.Module, classes: Union[int, str, Sequence[Unio
         steps: Adam steps; size: image side in px; seed: image ``i`` is seeded by ``(seed, classes[i])``.
         lr: learning rate in the parameter's units.
         param: "fft" (default: smooth pictures) or "pixel" (Simonyan et al.'s plain pixels), or a spec.
-        transforms: "standard" (lucent's jitter/scale/rotate), ``()`` for none, or a list.
+        transforms: "standard" (one random scale/rotation/shift per step,
+            :func:`~labkit.featurevis.transforms.standard_transforms`), ``()`` for none, or a list.
         regularizers: extra penalties / image operations (``l2(1e-3)``, ``blur_every(4)``, ...).
         progress: tqdm progress bar; batch_size, fast: speed settings of :func:`~labkit.featurevis.render`.
 

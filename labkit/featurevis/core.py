@@ -29,8 +29,8 @@ PRESETS: Dict[str, Dict[str, object]] = {
     # mean |activation|, a uniform grey-noise start (150..180 of 255), no regularisation.
     "handout": dict(steps=30, size=224, lr=0.1, param="pixel", objective="mean_abs", transforms=(),
                     regularizers=(), optimizer="adam", fast=dict(steps=20, size=128)),
-    # Clean pictures without tuning: lucid's decorrelated Fourier parameterisation + lucent's
-    # standard transforms (pad, jitter, scale, rotate, jitter), mean activation, Adam lr 0.05.
+    # Clean pictures without tuning: lucid's decorrelated Fourier parameterisation + random scale,
+    # rotation and shift with lucent's ranges (transforms.standard_transforms), mean activation, Adam lr 0.05.
     "quality": dict(steps=256, size=160, lr=0.05, param="fft", objective="mean", transforms="standard",
                     regularizers=(), optimizer="adam", fast=dict(steps=96, size=128)),
 }

@@ -4,7 +4,8 @@ A transform is called as ``t(x, gens)``: ``x`` is ``[N,3,H,W]`` in ``[0,1]``, ``
 ``torch.Generator`` per image, and image ``i``'s random draws come from ``gens[i]`` only (so a
 filter's picture does not depend on which other filters share its batch). Everything is batched
 and differentiable: integer shifts with ``torch.roll``, scale and rotation with one
-``affine_grid``/``grid_sample`` per transform. No kornia.
+``affine_grid``/``grid_sample`` per transform, and :class:`RandomAffine` does scale, rotation and
+shift in a single resampling (the default, :func:`standard_transforms`). No kornia.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from typing import List, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Transform", "Compose", "Pad", "Jitter", "RandomScale", "RandomRotate", "standard_transforms",
-           "compose"]
+__all__ = ["Transform", "Compose", "Pad", "Jitter", "RandomScale", "RandomRotate", "RandomAffine",
+           "standard_transforms", "lucent_transforms", "compose"]
 
 
 def _choice(gen: torch.Generator, values: Sequence[float]) -> float:
@@ -119,9 +120,54 @@ class RandomRotate(Transform):
         return _affine(x, theta)
 
 
+class RandomAffine(Transform):
+    """Scale, rotate and shift each image in one resampling; the image keeps its size.
+
+    Image ``i`` draws a zoom factor from ``scales``, an angle (degrees) from ``degrees`` and a whole-pixel
+    shift in ``[-shift, shift]`` on each axis, in that order, from ``gens[i]``. One ``affine_grid`` /
+    ``grid_sample`` (bilinear) serves the whole batch; what comes into view from outside the image is
+    the grey ``fill`` (as after lucent's constant padding)."""
+
+    def __init__(self, scales: Sequence[float], degrees: Sequence[float], shift: int, fill: float = 0.5):
+        self.scales = [float(s) for s in scales]
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"scales must be a non-empty list of positive factors, got {scales!r}.")
+        self.degrees = [float(d) for d in degrees]
+        if not self.degrees:
+            raise ValueError("degrees must be a non-empty list of angles (e.g. [0] for no rotation).")
+        if int(shift) < 0:
+            raise ValueError(f"shift must be >= 0 px, got {shift}.")
+        self.shift, self.fill = int(shift), float(fill)
+
+    def __call__(self, x, gens):
+        h, w = x.shape[-2:]
+        theta = torch.zeros(len(gens), 2, 3)
+        for i, g in enumerate(gens):
+            s = _choice(g, self.scales)
+            a = _choice(g, self.degrees) * (math.pi / 180.0)
+            dy, dx = (int(v) for v in torch.randint(-self.shift, self.shift + 1, (2,), generator=g))
+            cos, sin = math.cos(a) / s, math.sin(a) / s  # sampling grid shrinks -> content grows
+            # affine_grid works in [-1,1] per axis: correct the aspect ratio for true rotations; 1 px = 2/size
+            theta[i] = torch.tensor([[cos, -sin * h / w, -2.0 * dx / w], [sin * w / h, cos, -2.0 * dy / h]])
+        grid = F.affine_grid(theta.to(dtype=x.dtype, device=x.device), list(x.shape), align_corners=False)
+        moved = F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return moved + self.fill
+
+
 def standard_transforms() -> List[Transform]:
-    """lucent's ``standard_transforms``: pad 12 px grey, jitter 8 px, scale 0.9..1.1, rotate
-    -10..10 degrees, jitter 4 px."""
+    """labkit's transformation robustness: one :class:`RandomAffine` with lucent's ranges (scale
+    0.9..1.1, rotation -10..10 degrees, shifts up to 12 px, grey from outside), at the image's own size.
+
+    Against lucent's chain (:func:`lucent_transforms`) it gives pictures of the same look and a
+    slightly higher final activation at 37% less CPU time per step: one resampling instead of two,
+    and the network runs on the image's size instead of the 24 px larger padded one
+    (``benchmarks/results/featurevis_profile.md``)."""
+    return [RandomAffine([1 + (i - 5) / 50 for i in range(11)], range(-10, 11), shift=12, fill=0.5)]
+
+
+def lucent_transforms() -> List[Transform]:
+    """lucent's ``standard_transforms`` as a chain: pad 12 px grey, jitter 8 px, scale 0.9..1.1,
+    rotate -10..10 degrees, jitter 4 px (the image grows by 24 px)."""
     return [
         Pad(12, value=0.5),
         Jitter(8),
