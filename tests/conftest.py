@@ -10,6 +10,16 @@ matplotlib.use("Agg")
 os.environ.setdefault("LABKIT_FAST", "1")
 
 
+@pytest.fixture(autouse=True)
+def _close_widgets():
+    """Close the widgets a test made (the explorers') right after it: left for exit, they print a
+    traceback after the summary once a later test has imported ipykernel (the report tests do)."""
+    yield
+    widgets = sys.modules.get("ipywidgets")
+    if widgets is not None:
+        widgets.Widget.close_all()
+
+
 @pytest.fixture(scope="session")
 def lite0():
     """The offline EfficientNet-Lite0 with real ImageNet weights, on the CPU."""
