@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
                      f"{'-' if rss is None else ('yes' if rss <= budget else '**no**')} | "
                      f"{r.get('seconds', 0):.0f} | {r.get('error', '')} |")
     lines += ["", "Reproduce: `.venv/bin/python benchmarks/lab_memory.py "
-              + " ".join(argv if argv is not None else sys.argv[1:]) + "`", ""]
+              + shlex.join(argv if argv is not None else sys.argv[1:]) + "`", ""]
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)

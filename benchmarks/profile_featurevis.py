@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -162,7 +163,7 @@ def main(argv=None) -> int:
         lines.append(f"| {label} | {'failed: ' + err if worst is None else f'{100 * worst:.2f}%'} | "
                      f"{'' if mean is None else f'{100 * mean:+.2f}%'} |")
     lines += ["", "Reproduce: `.venv/bin/python benchmarks/profile_featurevis.py "
-              + " ".join(argv if argv is not None else sys.argv[1:]) + "`", ""]
+              + shlex.join(argv if argv is not None else sys.argv[1:]) + "`", ""]
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)
