@@ -463,6 +463,43 @@ def test_fast_copy_reproduces_the_model_and_leaves_it_alone(lite0):
     _untouched(lite0)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_same_depthwise_matches_timm_same_padding_values_and_gradients(channels_last):
+    from timm.layers import Conv2dSame
+
+    from labkit.featurevis.fastpath import SameDepthwise
+
+    torch.manual_seed(0)
+    for kernel, stride in ((3, 2), (5, 2), (3, 1), (4, 2)):
+        conv = Conv2dSame(6, 6, kernel, stride=stride, groups=6, bias=True).eval()
+        fast = SameDepthwise(conv)
+        for h, w in ((16, 16), (15, 17), (16, 13), (9, 10)):  # both parities: the two sides' pads differ or not
+            x = torch.randn(2, 6, h, w)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            xs = [x.clone().requires_grad_(True) for _ in range(2)]
+            want, got = conv(xs[0]), fast(xs[1])
+            assert got.shape == want.shape, (kernel, stride, h, w)
+            assert torch.allclose(got, want, atol=1e-5), (kernel, stride, h, w)
+            g = torch.randn_like(want)
+            want.backward(g), got.backward(g)
+            assert torch.allclose(xs[1].grad, xs[0].grad, atol=1e-5), (kernel, stride, h, w)
+
+
+def test_fast_copy_runs_lite0s_strided_depthwise_convolutions_without_padding_copies(lite0):
+    from labkit.featurevis.fastpath import SameDepthwise, inference_copy
+
+    copy = inference_copy(lite0, stop_layer="blocks.3.1.bn1", channels_last=True)
+    replaced = [n for n, m in copy.model.named_modules() if isinstance(m, SameDepthwise)]
+    assert replaced == ["blocks.1.0.conv_dw", "blocks.2.0.conv_dw", "blocks.3.0.conv_dw"]  # beyond the stop: not copied
+    assert type(lite0.blocks[1][0].conv_dw).__name__ == "Conv2dSame"  # the original keeps timm's module
+    x = preprocess(["cat"], lite0, size=99)  # an odd size: symmetric and one-sided pads both occur
+    with torch.no_grad():
+        want = activations(lite0, x, "blocks.3.1.bn1")
+        got = activations(copy.model, x.contiguous(memory_format=torch.channels_last), "blocks.3.1.bn1")
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+
+
 def test_speed_settings_change_speed_not_results(lite0):
     kw = dict(preset="handout", steps=6, size=48, seed=0, progress=False)
     ref = fv.visualize(lite0, LAYER, [1, 63, 7], fast=False, channels_last=False, batch_size=None, **kw)

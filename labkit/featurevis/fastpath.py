@@ -8,6 +8,8 @@ for that:
 * every batch norm that directly follows a convolution folded into it (``w' = w * g/s``,
   ``b' = (b - mu) * g/s + beta`` with ``s = sqrt(var + eps)``), the batch norm replaced by what is
   left of it (nothing, or timm's activation);
+* timm's TensorFlow-"same" depthwise convolutions run without their padding copy
+  (:class:`SameDepthwise`);
 * optionally the channels-last memory layout, with 1x1 convolutions run as matrix products
   (:class:`Pointwise`).
 
@@ -27,7 +29,7 @@ from torch import nn
 
 from labkit import layers as L
 
-__all__ = ["InferenceCopy", "inference_copy", "fold_batchnorm", "Pointwise"]
+__all__ = ["InferenceCopy", "inference_copy", "fold_batchnorm", "Pointwise", "SameDepthwise"]
 
 #: Relative tolerance of the folded copy's captured activations against the original's (fp32).
 FOLD_RTOL = 1e-3
@@ -63,6 +65,54 @@ class Pointwise(nn.Module):
 
     def forward(self, x):
         return torch.nn.functional.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+
+
+class SameDepthwise(nn.Module):
+    """timm's ``Conv2dSame`` depthwise convolution (TensorFlow "same" padding) without its padding copy.
+
+    TF "same" pads ``total = max((ceil(n/s) - 1) * s + k - n, 0)`` pixels per side pair, ``total // 2``
+    before and the rest after, so the two sides differ by at most one. Where they differ, this runs the
+    convolution with symmetric padding (the larger side) and a kernel one tap longer, whose extra
+    leading tap is zero: the same sums, the same output size, without padding the input into a new
+    tensor (and without slicing the gradient back out of one). On a CPU, the padded copy and the
+    stride-2 backward through it cost more than the convolution itself
+    (``benchmarks/results/featurevis_profile.md``)."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.stride, self.groups = tuple(conv.stride), conv.groups
+        self._kernels: Dict[Tuple[int, int], torch.Tensor] = {}
+
+    def _kernel(self, extra_h: int, extra_w: int) -> torch.Tensor:
+        key = (extra_h, extra_w)
+        w = self.weight
+        if key == (0, 0):
+            return w
+        cached = self._kernels.get(key)
+        if cached is None or cached.device != w.device or cached.dtype != w.dtype:
+            cached = torch.nn.functional.pad(w, (extra_w, 0, extra_h, 0))
+            if w.is_contiguous(memory_format=torch.channels_last):
+                cached = cached.contiguous(memory_format=torch.channels_last)
+            self._kernels[key] = cached
+        return cached
+
+    def forward(self, x):
+        pads = []
+        for n, k, s in zip(x.shape[-2:], self.weight.shape[-2:], self.stride):
+            total = max((-(-n // s) - 1) * s + k - n, 0)
+            pads.append((total // 2, total - total // 2))
+        (top, bottom), (left, right) = pads
+        w = self._kernel(bottom - top, right - left)
+        return torch.nn.functional.conv2d(x, w, self.bias, self.stride, (bottom, right), 1, self.groups)
+
+
+def _is_same_depthwise(m: nn.Module) -> bool:
+    """timm's Conv2dSame as a depthwise (one filter per channel), undilated convolution."""
+    return (isinstance(m, nn.Conv2d) and type(m).__name__ == "Conv2dSame" and type(m).__module__.startswith("timm")
+            and m.groups == m.in_channels == m.out_channels and m.dilation == (1, 1) and m.padding == (0, 0)
+            and m.padding_mode == "zeros")
 
 
 def _is_pointwise(m: nn.Module) -> bool:
@@ -188,6 +238,10 @@ def inference_copy(model: nn.Module, *, stop_layer: Optional[str], hooked_output
         parent_name, _, child = bname.rpartition(".")
         parent = net.get_submodule(parent_name) if parent_name else net
         setattr(parent, child, _ActOnly(bn.drop, bn.act) if _is_bn_act(bn) else nn.Identity())
+    for name, m in list(net.named_modules()):
+        if (needed is None or name in needed) and _is_same_depthwise(m):
+            parent_name, _, child = name.rpartition(".")
+            setattr(net.get_submodule(parent_name) if parent_name else net, child, SameDepthwise(m))
     if channels_last:
         for name, m in list(net.named_modules()):
             if needed is not None and name not in needed:

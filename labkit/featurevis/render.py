@@ -104,9 +104,13 @@ def _split_regularizers(regs) -> Tuple[List[Objective], List[ImageOp]]:
 
 
 def default_batch_size(device: torch.device) -> Optional[int]:
-    """Images per forward/backward pass: 2 on a CPU (larger batches fall out of the cache and cost
-    more per image; ``benchmarks/results/featurevis_profile.md``), the whole batch on a GPU."""
-    return 2 if torch.device(device).type == "cpu" else None
+    """Images per forward/backward pass: 1 on a CPU, the whole batch on a GPU.
+
+    On a CPU a batch saves nothing per image (the convolutions are already large enough), and every
+    larger activation tensor is a fresh allocation that glibc maps and the kernel zero-fills again at
+    each step: in fresh one-thread processes 8 Lite0 channels took 17% less CPU at 1 image per pass
+    than at 2, and the same at 2 threads (``benchmarks/results/featurevis_profile.md``)."""
+    return 1 if torch.device(device).type == "cpu" else None
 
 
 def default_channels_last(device: torch.device) -> bool:
