@@ -392,7 +392,7 @@ schneider = dict(preset="handout", optimizer="normalized", lr=0.5, steps=steps, 
                  regularizers=[scharr_edges(0.5), color_penalty(0.05)], progress=False)
 recipes = {
     "handout preset\n(Adam on pixels)": dict(preset="handout", steps=steps, size=size, progress=False),
-    "quality preset\n(Fourier + jitter)": dict(preset="quality", steps=steps, size=size, progress=False),
+    "quality preset\n(Fourier + scale/rotate/shift)": dict(preset="quality", steps=steps, size=size, progress=False),
     f"Schneider: normalised step,\npenalties, {octaves} octaves": dict(schneider, octaves=octaves,
                                                                       snapshot_every=steps),
     "... started from a photo": dict(schneider, octaves=octaves, start="flower"),

@@ -72,6 +72,7 @@ class PixelImage(ImageParam):
         self.mean = torch.as_tensor(mean, dtype=dt, device=dev).view(1, 3, 1, 1)
         self.std = torch.as_tensor(std, dtype=dt, device=dev).view(1, 3, 1, 1)
         self.sigmoid = sigmoid
+        self.low, self.high = -self.mean / self.std, (1 - self.mean) / self.std  # [0,1] in normalised units
         self.tensor = torch.empty_like(x01)
         self.set_images(x01)
         self.tensor.requires_grad_(True)
@@ -91,9 +92,8 @@ class PixelImage(ImageParam):
 
     def project(self) -> None:
         if not self.sigmoid:
-            with torch.no_grad():
-                self.tensor.copy_(torch.maximum(torch.minimum(self.tensor, (1 - self.mean) / self.std),
-                                                -self.mean / self.std))
+            with torch.no_grad():  # in place: no new image-sized tensor per step
+                self.tensor.clamp_(self.low, self.high)
 
 
 def _rfft_freqs(h: int, w: int) -> torch.Tensor:

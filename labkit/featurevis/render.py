@@ -106,10 +106,11 @@ def _split_regularizers(regs) -> Tuple[List[Objective], List[ImageOp]]:
 def default_batch_size(device: torch.device) -> Optional[int]:
     """Images per forward/backward pass: 1 on a CPU, the whole batch on a GPU.
 
-    On a CPU a batch saves nothing per image (the convolutions are already large enough), and every
-    larger activation tensor is a fresh allocation that glibc maps and the kernel zero-fills again at
-    each step: in fresh one-thread processes 8 Lite0 channels took 17% less CPU at 1 image per pass
-    than at 2, and the same at 2 threads (``benchmarks/results/featurevis_profile.md``)."""
+    On a CPU a batch saves nothing per image (the convolutions are large enough already), while every
+    larger activation tensor is more fresh memory that the allocator maps and the kernel zero-fills
+    at each step (minor page faults): in fresh one-thread processes, one image per pass cost no more
+    CPU per image-step than 2 or 4, with the fewest page faults, and the least memory
+    (``benchmarks/results/featurevis_profile.md``)."""
     return 1 if torch.device(device).type == "cpu" else None
 
 
