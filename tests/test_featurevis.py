@@ -493,6 +493,8 @@ def test_fast_copy_runs_lite0s_strided_depthwise_convolutions_without_padding_co
     replaced = [n for n, m in copy.model.named_modules() if isinstance(m, SameDepthwise)]
     assert replaced == ["blocks.1.0.conv_dw", "blocks.2.0.conv_dw", "blocks.3.0.conv_dw"]  # beyond the stop: not copied
     assert type(lite0.blocks[1][0].conv_dw).__name__ == "Conv2dSame"  # the original keeps timm's module
+    kept = inference_copy(lite0, stop_layer="blocks.3.1.bn1", channels_last=True, unpad_same=False)
+    assert not any(isinstance(m, SameDepthwise) for m in kept.model.modules())
     x = preprocess(["cat"], lite0, size=99)  # an odd size: symmetric and one-sided pads both occur
     with torch.no_grad():
         want = activations(lite0, x, "blocks.3.1.bn1")

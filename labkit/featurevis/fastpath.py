@@ -194,6 +194,7 @@ def _partial_deepcopy(model: nn.Module, needed: Optional[Set[str]]) -> nn.Module
 
 def inference_copy(model: nn.Module, *, stop_layer: Optional[str], hooked_outputs: Iterable[str] = (),
                    hooked_inputs: Iterable[str] = (), fold: bool = True, channels_last: bool = False,
+                   unpad_same: bool = True,
                    check: Optional[Tuple[torch.Tensor, "callable"]] = None) -> InferenceCopy:
     """A frozen copy of ``model`` with batch norms folded into their convolutions.
 
@@ -204,6 +205,7 @@ def inference_copy(model: nn.Module, *, stop_layer: Optional[str], hooked_output
         hooked_inputs: modules whose input is read (a batch norm read here is not folded).
         fold: fold batch norms; channels_last: convert the 4-D weights to channels-last and run 1x1
             convolutions as :class:`Pointwise` matrix products.
+        unpad_same: run timm's same-padded depthwise convolutions as :class:`SameDepthwise`.
         check: ``(x, run)`` where ``run(net, x) -> list of tensors``; the copy must reproduce the
             original's tensors within :data:`FOLD_RTOL` (relative to each tensor's largest value).
 
@@ -239,7 +241,7 @@ def inference_copy(model: nn.Module, *, stop_layer: Optional[str], hooked_output
         parent = net.get_submodule(parent_name) if parent_name else net
         setattr(parent, child, _ActOnly(bn.drop, bn.act) if _is_bn_act(bn) else nn.Identity())
     for name, m in list(net.named_modules()):
-        if (needed is None or name in needed) and _is_same_depthwise(m):
+        if unpad_same and (needed is None or name in needed) and _is_same_depthwise(m):
             parent_name, _, child = name.rpartition(".")
             setattr(net.get_submodule(parent_name) if parent_name else net, child, SameDepthwise(m))
     if channels_last:
