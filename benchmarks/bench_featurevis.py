@@ -4,9 +4,13 @@ Run on demand (not part of the tests)::
 
     .venv/bin/python benchmarks/bench_featurevis.py                      # CPU, defaults below
     .venv/bin/python benchmarks/bench_featurevis.py --device cuda --steps 30 --filters 1 3 15 63 127 255 383 479
+    # issue 16's GPU target: a whole VGG16 layer of 64 filters at once against the handout loop over them
+    .venv/bin/python benchmarks/bench_featurevis.py --device cuda --model vgg16 --random --layer features.10 \
+        --filters $(seq 0 63) --methods 'handout loop' 'labkit handout' --out benchmarks/results/featurevis_gpu_vgg16.md
 
-Same model (efficientnet_lite0, bundled weights), layer, filters, steps and objective for every
-method: the Duke feedback signal, mean |activation| of the filter's channel. Methods:
+Same model (``--model``, default efficientnet_lite0 with its bundled weights; ``--random`` for
+random weights seeded alike in every process, e.g. VGG16 where its weights cannot be downloaded:
+time and memory do not depend on them), layer, filters, steps and objective for every method: the Duke feedback signal, mean |activation| of the filter's channel. Methods:
 
 * ``handout loop``: the Duke lab's code, re-written here: one filter at a time, a forward hook
   on the layer, the FULL forward pass every step, Adam(lr 0.1, weight decay 1e-6) on the
@@ -56,12 +60,13 @@ METHODS = ("handout loop", "labkit handout", "labkit quality", "labkit quality, 
 # --------------------------------------------------------------------------- the methods (child side)
 
 
-def _load(device):
+def _load(device, name="efficientnet_lite0", random=False):
     import torch
 
     from labkit.models import load_model
 
-    return load_model("efficientnet_lite0", device=device, verbose=False), torch
+    torch.manual_seed(0)  # random weights: the same in every process (the methods' and the measurement's)
+    return load_model(name, pretrained=not random, device=device, verbose=False), torch
 
 
 def handout_loop(model, layer, filters, steps, size, device):
@@ -127,7 +132,7 @@ def child(args) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, _ = _load(args.device)
+    model, _ = _load(args.device, args.model, args.random)
     cuda = args.device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
@@ -163,7 +168,7 @@ def child(args) -> None:
 # --------------------------------------------------------------------------- the parent
 
 
-def measure(images_path: str, layer: str, filters, device: str):
+def measure(images_path: str, layer: str, filters, device: str, model_name: str, random: bool):
     """Mean |activation| of each filter on its final image at 224 px: the same for every method."""
     import numpy as np
     import torch
@@ -171,9 +176,8 @@ def measure(images_path: str, layer: str, filters, device: str):
 
     from labkit.images import normalize
     from labkit.layers import activations
-    from labkit.models import load_model
 
-    model = load_model("efficientnet_lite0", device=device, verbose=False)
+    model, _ = _load(device, model_name, random)
     x = torch.from_numpy(np.load(images_path)).to(device).clamp(0, 1)
     x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False) if x.shape[-1] != 224 else x
     with torch.no_grad():
@@ -183,6 +187,8 @@ def measure(images_path: str, layer: str, filters, device: str):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--random", action="store_true", help="random weights (pretrained=False), seeded alike")
     parser.add_argument("--layer", default="blocks.3.1.bn1")
     parser.add_argument("--filters", type=int, nargs="+", default=[1, 3, 15, 63, 127, 255, 383, 479])
     parser.add_argument("--steps", type=int, default=30)
@@ -210,7 +216,8 @@ def main(argv=None) -> int:
                 result = os.path.join(tmp, f"m{i}r{rnd}")
                 cmd = [sys.executable, __file__, "--method", method, "--result", result, "--layer", args.layer,
                        "--steps", str(args.steps), "--size", str(args.size), "--device", args.device,
-                       "--threads", str(args.threads), "--filters", *map(str, args.filters)]
+                       "--threads", str(args.threads), "--model", args.model, "--filters", *map(str, args.filters)]
+                cmd += ["--random"] if args.random else []
                 print(f"round {rnd + 1}/{args.repeats}: {method} ...", flush=True)
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
@@ -222,7 +229,8 @@ def main(argv=None) -> int:
                 print(f"  {report['seconds']:.1f} s wall, {report['cpu_seconds']:.1f} s CPU", flush=True)
                 if method in best and best[method][key] <= report[key]:
                     continue
-                report["activation"] = measure(result + ".npy", args.layer, args.filters, args.device)
+                report["activation"] = measure(result + ".npy", args.layer, args.filters, args.device, args.model,
+                                               args.random)
                 report["method"] = method
                 best[method] = report
     rows = [best[m] for m in args.methods if m in best]
@@ -230,10 +238,12 @@ def main(argv=None) -> int:
     import torch
 
     n = len(args.filters)
+    weights = "random weights" if args.random else \
+        "bundled weights" if args.model == "efficientnet_lite0" else "pretrained weights"
     lines = [
         f"## Feature visualisation: {args.layer}, filters {args.filters}, {args.steps} steps, {args.size} px",
         "",
-        f"efficientnet_lite0 (bundled weights); device {args.device}"
+        f"{args.model} ({weights}); device {args.device}"
         + (f" ({torch.cuda.get_device_name(0)})" if args.device.startswith("cuda") else
            f" ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
            f"{args.threads or torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} at the end)")
