@@ -4,8 +4,8 @@ Run on demand (not part of the tests)::
 
     .venv/bin/python benchmarks/bench_featurevis.py                      # CPU, defaults below
     .venv/bin/python benchmarks/bench_featurevis.py --device cuda --steps 30 --filters 1 3 15 63 127 255 383 479
-    # issue 16's GPU target: a whole VGG16 layer of 64 filters at once against the handout loop over them
-    .venv/bin/python benchmarks/bench_featurevis.py --device cuda --model vgg16 --random --layer features.10 \
+    # issue 16's GPU target: all 64 filters of a VGG16 layer (conv1_2) at once vs the handout loop over them
+    .venv/bin/python benchmarks/bench_featurevis.py --device cuda --model vgg16 --random --layer features.2 \
         --filters $(seq 0 63) --methods 'handout loop' 'labkit handout' --out benchmarks/results/featurevis_gpu_vgg16.md
 
 Same model (``--model``, default efficientnet_lite0 with its bundled weights; ``--random`` for
