@@ -484,6 +484,11 @@ def test_same_depthwise_matches_timm_same_padding_values_and_gradients(channels_
             g = torch.randn_like(want)
             want.backward(g), got.backward(g)
             assert torch.allclose(xs[1].grad, xs[0].grad, atol=1e-5), (kernel, stride, h, w)
+    with torch.no_grad():  # a changed weight is used, not a kernel cached from the old one
+        fast.weight.mul_(-2)
+        conv.weight.mul_(-2)
+        x = torch.randn(1, 6, 15, 16)
+        assert torch.allclose(fast(x), conv(x), atol=1e-5)
 
 
 def test_fast_copy_runs_lite0s_strided_depthwise_convolutions_without_padding_copies(lite0):

@@ -83,20 +83,21 @@ class SameDepthwise(nn.Module):
         self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
         self.stride, self.groups = tuple(conv.stride), conv.groups
-        self._kernels: Dict[Tuple[int, int], torch.Tensor] = {}
+        self._kernels: Dict[Tuple[int, int], Tuple[tuple, torch.Tensor]] = {}  # key -> (what it was built from, kernel)
 
     def _kernel(self, extra_h: int, extra_w: int) -> torch.Tensor:
         key = (extra_h, extra_w)
         w = self.weight
         if key == (0, 0):
             return w
-        cached = self._kernels.get(key)
-        if cached is None or cached.device != w.device or cached.dtype != w.dtype:
-            cached = torch.nn.functional.pad(w, (extra_w, 0, extra_h, 0))
+        source = (id(w), w.data_ptr(), w._version, w.device, w.dtype)  # rebuilt when the weight changes or moves
+        built, kernel = self._kernels.get(key, (None, None))
+        if built != source:
+            kernel = torch.nn.functional.pad(w, (extra_w, 0, extra_h, 0))
             if w.is_contiguous(memory_format=torch.channels_last):
-                cached = cached.contiguous(memory_format=torch.channels_last)
-            self._kernels[key] = cached
-        return cached
+                kernel = kernel.contiguous(memory_format=torch.channels_last)
+            self._kernels[key] = (source, kernel)
+        return kernel
 
     def forward(self, x):
         pads = []

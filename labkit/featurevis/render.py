@@ -108,8 +108,8 @@ def default_batch_size(device: torch.device) -> Optional[int]:
 
     On a CPU a batch saves nothing per image (the convolutions are large enough already), while every
     larger activation tensor is more fresh memory that the allocator maps and the kernel zero-fills
-    at each step (minor page faults): in fresh one-thread processes, one image per pass cost no more
-    CPU per image-step than 2 or 4, with the fewest page faults, and the least memory
+    at each step (minor page faults): in fresh one-thread processes, one image per pass cost less CPU
+    per image-step than 2 and about the same as 4, with the fewest page faults and the least memory
     (``benchmarks/results/featurevis_profile.md``)."""
     return 1 if torch.device(device).type == "cpu" else None
 
