@@ -83,30 +83,27 @@ class SameDepthwise(nn.Module):
         self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
         self.stride, self.groups = tuple(conv.stride), conv.groups
-        self._kernels: Dict[Tuple[int, int], Tuple[tuple, torch.Tensor]] = {}  # key -> (what it was built from, kernel)
+        from timm.layers.padding import get_same_padding  # timm is loaded already: conv is one of its modules
 
-    def _kernel(self, extra_h: int, extra_w: int) -> torch.Tensor:
-        key = (extra_h, extra_w)
-        w = self.weight
-        if key == (0, 0):
-            return w
-        source = (id(w), w.data_ptr(), w._version, w.device, w.dtype)  # rebuilt when the weight changes or moves
-        built, kernel = self._kernels.get(key, (None, None))
-        if built != source:
-            kernel = torch.nn.functional.pad(w, (extra_w, 0, extra_h, 0))
-            if w.is_contiguous(memory_format=torch.channels_last):
-                kernel = kernel.contiguous(memory_format=torch.channels_last)
-            self._kernels[key] = (source, kernel)
-        return kernel
+        self._same_padding = get_same_padding
 
     def forward(self, x):
-        pads = []
-        for n, k, s in zip(x.shape[-2:], self.weight.shape[-2:], self.stride):
-            total = max((-(-n // s) - 1) * s + k - n, 0)
-            pads.append((total // 2, total - total // 2))
-        (top, bottom), (left, right) = pads
-        w = self._kernel(bottom - top, right - left)
+        (top, bottom), (left, right) = [
+            (total // 2, total - total // 2)
+            for total in (self._same_padding(n, k, s, 1)
+                          for n, k, s in zip(x.shape[-2:], self.weight.shape[-2:], self.stride))]
+        w = self.weight
+        if (top, left) != (bottom, right):  # the longer kernel: a few microseconds, not worth a cache to keep fresh
+            w = torch.nn.functional.pad(w, (right - left, 0, bottom - top, 0))
+            if self.weight.is_contiguous(memory_format=torch.channels_last):
+                w = w.contiguous(memory_format=torch.channels_last)
         return torch.nn.functional.conv2d(x, w, self.bias, self.stride, (bottom, right), 1, self.groups)
+
+
+def _replace_module(net: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` in place of ``net``'s submodule ``name`` (dotted)."""
+    parent_name, _, child = name.rpartition(".")
+    setattr(net.get_submodule(parent_name) if parent_name else net, child, module)
 
 
 def _is_same_depthwise(m: nn.Module) -> bool:
@@ -238,20 +235,17 @@ def inference_copy(model: nn.Module, *, stop_layer: Optional[str], hooked_output
     for cname, bname in pairs:
         bn = net.get_submodule(bname)
         fold_batchnorm(net.get_submodule(cname), bn)
-        parent_name, _, child = bname.rpartition(".")
-        parent = net.get_submodule(parent_name) if parent_name else net
-        setattr(parent, child, _ActOnly(bn.drop, bn.act) if _is_bn_act(bn) else nn.Identity())
-    for name, m in list(net.named_modules()):
-        if unpad_same and (needed is None or name in needed) and _is_same_depthwise(m):
-            parent_name, _, child = name.rpartition(".")
-            setattr(net.get_submodule(parent_name) if parent_name else net, child, SameDepthwise(m))
+        _replace_module(net, bname, _ActOnly(bn.drop, bn.act) if _is_bn_act(bn) else nn.Identity())
+    if unpad_same:
+        for name, m in list(net.named_modules()):
+            if (needed is None or name in needed) and _is_same_depthwise(m):
+                _replace_module(net, name, SameDepthwise(m))
     if channels_last:
         for name, m in list(net.named_modules()):
             if needed is not None and name not in needed:
                 continue
             if _is_pointwise(m):
-                parent_name, _, child = name.rpartition(".")
-                setattr(net.get_submodule(parent_name) if parent_name else net, child, Pointwise(m))
+                _replace_module(net, name, Pointwise(m))
             elif isinstance(getattr(m, "weight", None), nn.Parameter) and m.weight.dim() == 4:
                 m.weight = nn.Parameter(m.weight.detach().contiguous(memory_format=torch.channels_last),
                                         requires_grad=False)
